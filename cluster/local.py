@@ -1,0 +1,97 @@
+"""Start a local Ray cluster or join an existing one, from the config's cluster values.
+
+One entry point for the CLI, the loop and the test suite's session fixture, so a run, a test and a
+cluster job reach Ray the same way.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    """What a run needs to know about the cluster it is on."""
+
+    address: str
+    started_here: bool
+    namespace: str
+    dashboard_url: str | None
+    resources: Mapping[str, float] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        how = "started a local Ray cluster" if self.started_here else "joined the Ray cluster"
+        res = ", ".join(
+            f"{k}={v / 2**30:.1f} GiB" if k == "memory" else f"{k}={v:g}"
+            for k, v in sorted(self.resources.items()) if k in ("CPU", "GPU", "memory")
+        )
+        dash = f"; dashboard {self.dashboard_url}" if self.dashboard_url else ""
+        return f"{how} at {self.address} (namespace {self.namespace!r}; {res}){dash}"
+
+
+def connect(
+    address: str | None = None,
+    *,
+    num_cpus: int | None = None,
+    num_gpus: int | None = None,
+    object_store_mb: int | None = None,
+    dashboard: bool = True,
+    namespace: str = "ouro",
+    env_vars: Mapping[str, str] | None = None,
+) -> ClusterInfo:
+    """Join ``address`` (or ``$RAY_ADDRESS``), else start a local cluster; reuse one already up.
+
+    ``num_cpus``/``num_gpus``/``object_store_mb``/``dashboard`` size a local cluster and are refused
+    when joining one, since a running cluster's resources are not this process's to set.
+    """
+    import ray
+
+    if ray.is_initialized():
+        ctx = ray.get_runtime_context()
+        if ctx.namespace != namespace:
+            raise RuntimeError(
+                f"Ray is already connected in namespace {ctx.namespace!r}, not {namespace!r}; "
+                "fix: call ray.shutdown() first or use the same cluster.namespace"
+            )
+        return _info(started_here=False, namespace=namespace)
+    target = address or os.environ.get("RAY_ADDRESS") or None
+    runtime_env = {"env_vars": dict(env_vars)} if env_vars else None
+    if target:
+        sized = {k: v for k, v in (("num_cpus", num_cpus), ("num_gpus", num_gpus),
+                                   ("object_store_mb", object_store_mb)) if v is not None}
+        if sized:
+            raise ValueError(
+                f"cluster.{next(iter(sized))} sizes a local cluster, but the run joins {target!r}; "
+                "fix: remove it, or set cluster.address=null to start a local cluster"
+            )
+        ray.init(address=target, namespace=namespace, runtime_env=runtime_env, log_to_driver=True)
+        return _info(started_here=False, namespace=namespace)
+    ray.init(
+        num_cpus=num_cpus,
+        num_gpus=num_gpus,
+        object_store_memory=object_store_mb * 2**20 if object_store_mb else None,
+        include_dashboard=dashboard,
+        namespace=namespace,
+        runtime_env=runtime_env,
+    )
+    return _info(started_here=True, namespace=namespace)
+
+
+def _info(*, started_here: bool, namespace: str) -> ClusterInfo:
+    import ray
+
+    ctx = ray.get_runtime_context()
+    address = ctx.gcs_address
+    url = ray.worker.get_dashboard_url() if hasattr(ray, "worker") else None
+    resources: dict[str, Any] = dict(ray.cluster_resources())
+    return ClusterInfo(address, started_here, namespace, f"http://{url}" if url else None, resources)
+
+
+def shutdown() -> None:
+    """Disconnect (and stop a cluster this process started)."""
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()

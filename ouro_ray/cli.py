@@ -1,0 +1,141 @@
+"""The ``ouro`` command line: one sub-command per job, each validating its input before it starts."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import yaml
+
+from ouro_ray import __version__
+
+EXIT_BAD_DATA = 1
+EXIT_BAD_CONFIG = 2
+
+
+def _split_args(tokens: Sequence[str], what: str) -> tuple[str | None, list[str]]:
+    """Positional tokens → (the one plain argument or None, the ``key=value`` overrides)."""
+    plain = [t for t in tokens if "=" not in t]
+    if len(plain) > 1:
+        raise SystemExit(f"ouro: expected at most one {what} and key=value overrides, got {plain}")
+    return (plain[0] if plain else None), [t for t in tokens if "=" in t]
+
+
+# ---------------------------------------------------------------- sub-commands
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from ouro_ray.data import infer_kind, scan_shard
+
+    status = 0
+    for path in args.files:
+        try:
+            kind = args.kind or infer_kind(path)
+            good, bad = scan_shard(path, kind)
+        except (ValueError, FileNotFoundError) as exc:
+            print(f"ouro validate: {exc}", file=sys.stderr)
+            status = EXIT_BAD_DATA
+            continue
+        for record in bad:
+            for line in record.lines():
+                print(line, file=sys.stderr)
+        if bad:
+            print(f"{path}: {len(bad)} bad of {len(good) + len(bad)} {kind} records", file=sys.stderr)
+            status = EXIT_BAD_DATA
+        else:
+            print(f"{path}: {len(good)} {kind} records OK")
+    return status
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from ouro_ray.config import OuroConfig, explain, load_config, to_dict
+
+    if args.explain:
+        for row in explain(OuroConfig):
+            rule = f" ({row.rule})" if row.rule else ""
+            print(f"{row.key}: {row.type_name}{rule} = {row.default!r}\n    {row.doc}")
+        return 0
+    config_path, overrides = _split_args(args.args, "config file")
+    cfg = load_config(config_path, overrides)
+    print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
+    return 0
+
+
+def cmd_tiny_world(args: argparse.Namespace) -> int:
+    from ouro_ray.config import load_config
+    from ouro_ray.world import build_tiny_world
+
+    out_dir, overrides = _split_args(args.args, "OUT_DIR")
+    cfg = load_config(args.config, overrides)
+    manifest = build_tiny_world(cfg.world, cfg.seed, out_dir=Path(out_dir) if out_dir else None,
+                                progress=lambda msg: print(msg, flush=True))
+    print(manifest.describe())
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from ouro_ray.data import SHARDS, shard_spec
+
+    specs = [shard_spec(args.kind)] if args.kind else list(SHARDS.values())
+    for spec in specs:
+        key = f" (key: {', '.join(spec.key)})" if spec.key else ""
+        print(f"{spec.kind}{key}: {spec.doc}")
+        for c in spec.columns:
+            null = ", nullable" if c.nullable else ""
+            enums = "".join(f"; {p}: {' | '.join(v)}" for p, v in c.choices.items() if p)
+            print(f"  {c.name:<17} {str(c.type):<45} {c.shape:<9} {c.meaning}{null}{enums}")
+        print()
+    return 0
+
+
+# ---------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ouro", description="ouro-ray: the Ouroboros alignment loop on Ray.")
+    p.add_argument("--version", action="version", version=f"ouro-ray {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    v = sub.add_parser("validate", help="check shard files; list each bad record as FILE:LINE: problem")
+    v.add_argument("files", nargs="+", metavar="FILE", help="JSONL or Parquet shard files")
+    v.add_argument("--kind", help="shard kind (default: from the file name, e.g. dialogs.jsonl)")
+    v.set_defaults(func=cmd_validate)
+
+    t = sub.add_parser("tiny-world", help="build (or reuse from cache) the tiny world: corpus, tokenizer, model")
+    t.add_argument("args", nargs="*", metavar="[OUT_DIR] [KEY=VALUE]",
+                   help="output directory (default: the content-hash cache) and config overrides")
+    t.add_argument("--config", help="YAML config whose seed and world section to use (default: built-in defaults)")
+    t.set_defaults(func=cmd_tiny_world)
+
+    c = sub.add_parser("config", help="print the validated config after overrides, or every field with --explain")
+    c.add_argument("args", nargs="*", metavar="[CONFIG] [KEY=VALUE]", help="YAML config and overrides")
+    c.add_argument("--explain", action="store_true", help="list every field: type, rule, default and meaning")
+    c.set_defaults(func=cmd_config)
+
+    s = sub.add_parser("schema", help="print the Arrow schema of each shard kind")
+    s.add_argument("kind", nargs="?", help="one shard kind (default: all)")
+    s.set_defaults(func=cmd_schema)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from ouro_ray.config import ConfigError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"ouro {args.command}: {exc}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    except ValueError as exc:
+        print(f"ouro {args.command}: {exc}", file=sys.stderr)
+        return EXIT_BAD_DATA
+    except BrokenPipeError:  # output piped into `head`: not an error
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,22 @@
+"""Typed, frozen run configuration: YAML + ``a.b=c`` overrides, validated before anything starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from ouro_ray.config.fields import ConfigError, FieldInfo, build, explain, param, to_dict
+from ouro_ray.config.loader import apply_overrides, read_yaml
+from ouro_ray.config.loader import load as _load
+from ouro_ray.config.schema import TINY_WORLD, ClusterConfig, ModelConfig, OuroConfig
+
+
+def load_config(path: Path | str | None, overrides: Sequence[str] = ()) -> OuroConfig:
+    """The run config from a YAML file (None: defaults only) plus ``a.b=c`` overrides."""
+    return _load(OuroConfig, path, overrides)
+
+
+__all__ = [
+    "ConfigError", "FieldInfo", "build", "explain", "param", "to_dict", "apply_overrides", "read_yaml",
+    "load_config", "TINY_WORLD", "ClusterConfig", "ModelConfig", "OuroConfig",
+]

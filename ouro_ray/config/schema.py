@@ -1,0 +1,48 @@
+"""The top-level config of an ouro-ray run: one ``seed``, the policy model, the tiny world, the cluster.
+
+Sections are frozen dataclasses; components receive the values they need, never the whole config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ouro_ray.config.fields import param
+from ouro_ray.world.config import WorldConfig
+
+TINY_WORLD = "tiny-world"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Where the initial policy comes from."""
+
+    path: str = param(
+        TINY_WORLD,
+        "initial policy weights: 'tiny-world' (built locally from the world section, cached) or any "
+        "Hugging Face model directory",
+    )
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """The Ray cluster a run starts or joins."""
+
+    address: str | None = param(
+        None, "Ray address to join ('auto', 'ray://host:10001'); null: $RAY_ADDRESS if set, else start a local cluster"
+    )
+    num_cpus: int | None = param(None, "CPUs of a local cluster (null: all of this machine's)", ge=1)
+    num_gpus: int | None = param(None, "GPUs of a local cluster (null: autodetect)", ge=0)
+    object_store_mb: int | None = param(None, "object store size of a local cluster in MiB (null: Ray's default)", ge=64)
+    dashboard: bool = param(True, "start the Ray dashboard with a local cluster")
+    namespace: str = param("ouro", "Ray namespace of the run's named actors")
+
+
+@dataclass(frozen=True)
+class OuroConfig:
+    """An ouro-ray run."""
+
+    seed: int = param(0, "the one seed from which every random stream of the run is derived", ge=0)
+    model: ModelConfig = param(factory=ModelConfig, doc="the initial policy")
+    world: WorldConfig = param(factory=WorldConfig, doc="the tiny world (used when model.path is 'tiny-world')")
+    cluster: ClusterConfig = param(factory=ClusterConfig, doc="the Ray cluster")

@@ -1,0 +1,20 @@
+"""The data plane's formats: one schema module and the shard readers/writers."""
+
+from ouro_ray.data.schemas import SHARDS, BatchSchemaError, Column, ShardSpec, shard_spec, validate_batch
+from ouro_ray.data.shards import (
+    BadRecord,
+    ShardError,
+    ShardRead,
+    infer_kind,
+    read_shard,
+    scan_shard,
+    table_to_records,
+    to_table,
+    write_shard,
+)
+
+__all__ = [
+    "SHARDS", "BatchSchemaError", "Column", "ShardSpec", "shard_spec", "validate_batch",
+    "BadRecord", "ShardError", "ShardRead", "infer_kind", "read_shard", "scan_shard",
+    "table_to_records", "to_table", "write_shard",
+]
