@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import yaml
 
 from ouro_ray import __version__
+
+if TYPE_CHECKING:
+    from ouro_ray.data import ShardSpec
 
 EXIT_BAD_DATA = 1
 EXIT_BAD_CONFIG = 2
@@ -34,6 +37,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         try:
             kind = args.kind or infer_kind(path)
             good, bad = scan_shard(path, kind)
+            n_good = good.num_rows
         except (ValueError, FileNotFoundError) as exc:
             print(f"ouro validate: {exc}", file=sys.stderr)
             status = EXIT_BAD_DATA
@@ -42,10 +46,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
             for line in record.lines():
                 print(line, file=sys.stderr)
         if bad:
-            print(f"{path}: {len(bad)} bad of {len(good) + len(bad)} {kind} records", file=sys.stderr)
+            print(f"{path}: {len(bad)} bad of {n_good + len(bad)} {kind} records", file=sys.stderr)
             status = EXIT_BAD_DATA
         else:
-            print(f"{path}: {len(good)} {kind} records OK")
+            print(f"{path}: {n_good} {kind} records OK")
     return status
 
 
@@ -75,10 +79,31 @@ def cmd_tiny_world(args: argparse.Namespace) -> int:
     return 0
 
 
+def schema_markdown(specs: Sequence["ShardSpec"]) -> str:
+    """The shard schemas as Markdown tables (the README's data-format section is this output)."""
+    bar = "\\|"
+    lines: list[str] = []
+    for spec in specs:
+        key = f" — key `{', '.join(spec.key)}`" if spec.key else ""
+        lines += [f"**`{spec.kind}`**{key}: {spec.doc}", "", "| column | Arrow type | shape | meaning |",
+                  "|---|---|---|---|"]
+        for c in spec.columns:
+            arrow = str(c.type).replace("list<item: ", "list<").replace(" not null", "")
+            enums = "".join(f" ({p}: {' | '.join(v)})" for p, v in c.choices.items() if p)
+            null = " (nullable)" if c.nullable else ""
+            meaning = f"{c.meaning}{enums}{null}".replace("|", bar)
+            lines.append(f"| `{c.name}` | `{arrow.replace('|', bar)}` | {c.shape} | {meaning} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     from ouro_ray.data import SHARDS, shard_spec
 
     specs = [shard_spec(args.kind)] if args.kind else list(SHARDS.values())
+    if args.markdown:
+        print(schema_markdown(specs), end="")
+        return 0
     for spec in specs:
         key = f" (key: {', '.join(spec.key)})" if spec.key else ""
         print(f"{spec.kind}{key}: {spec.doc}")
@@ -116,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("schema", help="print the Arrow schema of each shard kind")
     s.add_argument("kind", nargs="?", help="one shard kind (default: all)")
+    s.add_argument("--markdown", action="store_true", help="as Markdown tables (the README's data-format section)")
     s.set_defaults(func=cmd_schema)
     return p
 

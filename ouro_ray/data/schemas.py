@@ -6,18 +6,17 @@ of row i's candidate (response); ``P_i`` tokens of row i's prompt. Per-token col
 
 Every column that crosses an actor boundary is a :class:`Column` here: name, Arrow type, shape, one-line
 meaning, and the allowed values of any enumerated string inside it. ``SHARDS`` maps each shard kind
-to its :class:`ShardSpec`. JSON records are checked with :func:`record_problems`; Arrow batches entering
-an actor with :func:`validate_batch`.
+to its :class:`ShardSpec`. :mod:`ouro_ray.data.validate` checks JSON records and Arrow batches against them.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Mapping
 
 import pyarrow as pa
-import pyarrow.compute as pc
+
+from ouro_ray.data.rowchecks import Differs, NonEmpty, NonPositive, RowCheck, SameLength
 
 ROLES = ("human", "assistant")
 LABYRINTH_KINDS = ("rephrase", "adversarial", "contrastive")
@@ -40,9 +39,6 @@ class Column:
 
     def arrow_field(self) -> pa.Field:
         return pa.field(self.name, self.type, nullable=self.nullable)
-
-
-RowCheck = Callable[[Mapping[str, Any]], "str | None"]
 
 
 @dataclass(frozen=True)
@@ -88,41 +84,6 @@ _TARGET = _struct(
     ("facts", _STRS, True), ("voice", _STR, True), ("constraints", _STRS, True), ("behavior", _STR, False)
 )
 
-# ---------------------------------------------------------------- row checks
-
-
-def _same_length(*names: str) -> RowCheck:
-    def check(row: Mapping[str, Any]) -> str | None:
-        lengths = {n: len(row[n]) for n in names if row.get(n) is not None}
-        if len(set(lengths.values())) > 1:
-            return "per-token columns differ in length: " + ", ".join(f"{n}={k}" for n, k in lengths.items())
-        return None
-
-    return check
-
-
-def _non_positive(name: str) -> RowCheck:
-    def check(row: Mapping[str, Any]) -> str | None:
-        bad = [i for i, v in enumerate(row.get(name) or ()) if v > 0]
-        return f"{name}[{bad[0]}] = {row[name][bad[0]]}: a log-probability must be <= 0" if bad else None
-
-    return check
-
-
-def _non_empty(name: str) -> RowCheck:
-    def check(row: Mapping[str, Any]) -> str | None:
-        return f"{name}: must not be empty" if not row.get(name) else None
-
-    return check
-
-
-def _differs(a: str, b: str) -> RowCheck:
-    def check(row: Mapping[str, Any]) -> str | None:
-        return f"{a} and {b} are the same text: a pair must differ" if row.get(a) == row.get(b) else None
-
-    return check
-
-
 # ---------------------------------------------------------------- the shards
 
 DIALOGS = ShardSpec(
@@ -134,7 +95,7 @@ DIALOGS = ShardSpec(
                choices={"role": ROLES}),
     ),
     key=("dialog_id",),
-    row_checks=(_non_empty("turns"),),
+    row_checks=(NonEmpty("turns"),),
 )
 
 SUMMARIES = ShardSpec(
@@ -164,7 +125,7 @@ LABYRINTH = ShardSpec(
                nullable=True),
     ),
     key=("prompt_id",),
-    row_checks=(_non_empty("prompt"),),
+    row_checks=(NonEmpty("prompt"),),
 )
 
 PROMPTS = ShardSpec(
@@ -177,7 +138,7 @@ PROMPTS = ShardSpec(
                choices={"": SAFETY_LABELS}),
     ),
     key=("prompt_id",),
-    row_checks=(_non_empty("prompt"),),
+    row_checks=(NonEmpty("prompt"),),
 )
 
 CANDIDATES = ShardSpec(
@@ -192,7 +153,7 @@ CANDIDATES = ShardSpec(
         Column("policy_version", pa.int64(), "(B,)", "version of the policy weights that generated it"),
     ),
     key=("prompt_id", "candidate_id"),
-    row_checks=(_same_length("token_ids", "logprobs"), _non_positive("logprobs")),
+    row_checks=(SameLength(("token_ids", "logprobs")), NonPositive("logprobs")),
 )
 
 SCORES = ShardSpec(
@@ -222,7 +183,7 @@ PAIRS = ShardSpec(
         Column("rejected", _STR, "(B,)", "the dispreferred candidate"),
         Column("source", _STR, "(B,)", "what produced the pair: ranking, constitution, human, …"),
     ),
-    row_checks=(_non_empty("prompt"), _differs("chosen", "rejected")),
+    row_checks=(NonEmpty("prompt"), Differs("chosen", "rejected")),
 )
 
 EXPERIENCE = ShardSpec(
@@ -242,10 +203,10 @@ EXPERIENCE = ShardSpec(
     ),
     key=("prompt_id", "candidate_id"),
     row_checks=(
-        _same_length("token_ids", "old_logprobs", "ref_logprobs", "values"),
-        _non_empty("token_ids"),
-        _non_positive("old_logprobs"),
-        _non_positive("ref_logprobs"),
+        SameLength(("token_ids", "old_logprobs", "ref_logprobs", "values")),
+        NonEmpty("token_ids"),
+        NonPositive("old_logprobs"),
+        NonPositive("ref_logprobs"),
     ),
 )
 
@@ -260,153 +221,3 @@ def shard_spec(kind: str) -> ShardSpec:
         return SHARDS[kind]
     except KeyError:
         raise ValueError(f"unknown shard kind {kind!r}; valid kinds: {', '.join(SHARDS)}") from None
-
-
-# ---------------------------------------------------------------- JSON record checks
-
-
-def _value_problems(tp: pa.DataType, value: Any, path: str, choices: Mapping[str, tuple[str, ...]],
-                    sub: str, nullable: bool) -> list[str]:
-    """Problems of one JSON value against an Arrow type, recursing into lists, structs and maps."""
-    where = path or "record"
-    if value is None:
-        return [] if nullable else [f"{where}: missing or null, but required"]
-    if pa.types.is_string(tp):
-        if not isinstance(value, str):
-            return [f"{where}: expected a string, got {type(value).__name__} {value!r:.60}"]
-        allowed = choices.get(sub)
-        if allowed and value not in allowed:
-            return [f"{where}: {value!r} is not one of {' | '.join(allowed)}"]
-        return []
-    if pa.types.is_integer(tp):
-        if isinstance(value, bool) or not isinstance(value, int):
-            return [f"{where}: expected a whole number, got {value!r:.60}"]
-        bits = tp.bit_width - 1
-        return [] if -(2**bits) <= value < 2**bits else [f"{where}: {value} does not fit in {tp}"]
-    if pa.types.is_floating(tp):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return [f"{where}: expected a number, got {value!r:.60}"]
-        return [] if math.isfinite(value) else [f"{where}: {value} is not a finite number"]
-    if pa.types.is_boolean(tp):
-        return [] if isinstance(value, bool) else [f"{where}: expected true or false, got {value!r:.60}"]
-    if pa.types.is_map(tp):
-        if not isinstance(value, dict):
-            return [f"{where}: expected an object of name → number, got {type(value).__name__}"]
-        out: list[str] = []
-        for k, v in value.items():
-            out += _value_problems(tp.item_type, v, f"{path}.{k}", choices, sub, False)
-        return out
-    if pa.types.is_list(tp):
-        if not isinstance(value, list):
-            return [f"{where}: expected a list, got {type(value).__name__} {value!r:.60}"]
-        out = []
-        for i, item in enumerate(value):
-            out += _value_problems(tp.value_type, item, f"{path}[{i}]", choices, sub, False)
-        return out
-    if pa.types.is_struct(tp):
-        return _struct_problems(tp, value, path, choices, sub)
-    raise TypeError(f"schema uses unsupported Arrow type {tp} at {where}")
-
-
-def _struct_problems(tp: pa.StructType, value: Any, path: str, choices: Mapping[str, tuple[str, ...]],
-                     sub: str) -> list[str]:
-    where = path or "record"
-    if not isinstance(value, dict):
-        return [f"{where}: expected an object, got {type(value).__name__} {value!r:.60}"]
-    names = [tp.field(i).name for i in range(tp.num_fields)]
-    out = [f"{path + '.' if path else ''}{k}: unknown field{_suggest(k, names)}; expected fields: {', '.join(names)}"
-           for k in value if k not in names]
-    for f in (tp.field(i) for i in range(tp.num_fields)):
-        out += _value_problems(f.type, value.get(f.name), f"{path + '.' if path else ''}{f.name}",
-                               choices, f"{sub}.{f.name}".lstrip("."), f.nullable)
-    return out
-
-
-def _suggest(name: str, valid: list[str]) -> str:
-    import difflib
-
-    near = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
-    return f" (did you mean {near[0]!r}?)" if near else ""
-
-
-def _strings_to_lists(tp: pa.DataType, value: Any) -> Any:
-    if isinstance(value, str) and tp == _STRS:
-        return [value]
-    if isinstance(value, dict) and pa.types.is_struct(tp):
-        return {k: _strings_to_lists(tp.field(k).type, v) if tp.get_field_index(k) >= 0 else v
-                for k, v in value.items()}
-    return value
-
-
-def normalize_record(spec: ShardSpec, record: Mapping[str, Any]) -> dict[str, Any]:
-    """The JSONL leniency, lossless and documented: a single string where a list of strings is
-    expected becomes a one-item list (e.g. ``"logic": "A, so B"``). Nothing else is rewritten."""
-    return {k: _strings_to_lists(spec.column(k).type, v) if k in spec.names else v for k, v in record.items()}
-
-
-def record_problems(spec: ShardSpec, record: Any) -> list[str]:
-    """Every problem of one JSON record against ``spec``; empty means valid."""
-    if not isinstance(record, dict):
-        return [f"expected a JSON object with {', '.join(spec.names)}, got {type(record).__name__}"]
-    out = [f"{k}: unknown field{_suggest(k, list(spec.names))}; expected fields: {', '.join(spec.names)}"
-           for k in record if k not in spec.names]
-    for c in spec.columns:
-        out += _value_problems(c.type, record.get(c.name), c.name, c.choices, "", c.nullable)
-    if not out:
-        out += [p for check in spec.row_checks if (p := check(record))]
-    return out
-
-
-# ---------------------------------------------------------------- Arrow batch checks
-
-
-class BatchSchemaError(ValueError):
-    """An Arrow batch that does not match its shard schema, naming the column and the producer."""
-
-
-def validate_batch(batch: pa.RecordBatch | pa.Table, kind: str, producer: str) -> None:
-    """Check a batch entering an actor: columns, types, nulls and enumerations.
-
-    Raises :class:`BatchSchemaError` naming the shard, the column and the producer. Cheap: it
-    inspects types and runs vectorised checks, never converting rows to Python.
-    """
-    spec = shard_spec(kind)
-    problems: list[str] = []
-    names = set(batch.schema.names)
-    for c in spec.columns:
-        if c.name not in names:
-            problems.append(f"column {c.name!r} is missing ({c.meaning})")
-            continue
-        got = batch.schema.field(c.name).type
-        if got != c.type:
-            problems.append(f"column {c.name!r} has type {got}, expected {c.type}")
-            continue
-        col = batch.column(c.name)
-        if not c.nullable and col.null_count:
-            problems.append(f"column {c.name!r} has {col.null_count} nulls but is required")
-        for sub, allowed in c.choices.items():
-            problems += _enum_problems(col, c.name, sub, allowed)
-    for extra in sorted(names - set(spec.names)):
-        problems.append(f"column {extra!r} is not in the {kind} schema{_suggest(extra, list(spec.names))}")
-    if problems:
-        raise BatchSchemaError(f"{kind} batch from {producer}: " + "; ".join(problems))
-
-
-def _enum_problems(col: pa.Array | pa.ChunkedArray, name: str, sub: str, allowed: tuple[str, ...]) -> list[str]:
-    values = col
-    for part in [p for p in sub.split(".") if p]:
-        if isinstance(values, pa.ChunkedArray):
-            values = values.combine_chunks()
-        while pa.types.is_list(values.type):
-            values = pc.list_flatten(values)
-        values = pc.struct_field(values, part)
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    while pa.types.is_list(values.type):
-        values = pc.list_flatten(values)
-    bad = pc.filter(values, pc.invert(pc.is_in(values, value_set=pa.array(allowed))))
-    bad = pc.drop_null(bad)
-    if len(bad):
-        label = f"{name}.{sub}" if sub else name
-        return [f"column {label!r} has {bad[0].as_py()!r}, allowed: {' | '.join(allowed)}"]
-    return []

@@ -21,7 +21,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ouro_ray.data.schemas import SHARDS, ShardSpec, normalize_record, record_problems, shard_spec
+from ouro_ray.data.schemas import SHARDS, ShardSpec, shard_spec
+from ouro_ray.data.validate import (
+    bad_row_mask,
+    normalize_record,
+    record_problems,
+    row_record,
+    schema_problems,
+    to_json,
+)
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +119,7 @@ def _scan_jsonl(path: Path, spec: ShardSpec) -> Iterator[tuple[str, dict | None,
 
 
 def _scan_parquet(path: Path, spec: ShardSpec) -> Iterator[tuple[str, dict | None, list[str], str]]:
+    """Row by row, for a Parquet file whose schema differs from the shard's (e.g. int64 token ids)."""
     pf = pq.ParquetFile(path)
     missing = [c.name for c in spec.columns if c.name not in pf.schema_arrow.names and not c.nullable]
     if missing:
@@ -118,22 +127,70 @@ def _scan_parquet(path: Path, spec: ShardSpec) -> Iterator[tuple[str, dict | Non
         return
     row_no = 0
     for batch in pf.iter_batches(batch_size=4096):
-        for row in batch.to_pylist():
+        for i in range(batch.num_rows):
             row_no += 1
-            rec = _arrow_row_to_json(batch.schema, row)
+            rec = row_record(batch, i)
             yield f"{path}:row {row_no}", rec, record_problems(spec, rec), json.dumps(rec, ensure_ascii=False)
+
+
+def _scan_typed(path: Path, spec: ShardSpec, table: pa.Table) -> tuple[pa.Table, list[BadRecord]]:
+    """Vectorised, for Arrow data already in the shard's schema: only bad rows become Python."""
+    bad_mask = bad_row_mask(spec, table)
+    bad_mask |= _duplicate_mask(spec, table, bad_mask)
+    bad: list[BadRecord] = []
+    first_seen: dict[tuple, int] = {}
+    keys = _keys(spec, table)
+    for i in range(table.num_rows):
+        if not bad_mask[i]:
+            first_seen.setdefault(keys[i], i) if keys else None
+            continue
+        rec = row_record(table, i)
+        problems = record_problems(spec, rec)
+        if not problems and keys:
+            problems = [_duplicate_message(spec, keys[i], f"{path}:row {first_seen[keys[i]] + 1}")]
+        bad.append(BadRecord(f"{path}:row {i + 1}", tuple(problems), json.dumps(rec, ensure_ascii=False)))
+    return table.filter(pa.array(~bad_mask)), bad
+
+
+def _keys(spec: ShardSpec, table: pa.Table) -> list[tuple] | None:
+    if not spec.key:
+        return None
+    return list(zip(*(table.column(k).to_pylist() for k in spec.key)))
+
+
+def _duplicate_mask(spec: ShardSpec, table: pa.Table, already_bad: np.ndarray) -> np.ndarray:
+    """Rows whose key repeats an earlier good row's key."""
+    dup = np.zeros(table.num_rows, dtype=bool)
+    keys = _keys(spec, table)
+    if keys is None:
+        return dup
+    seen: set[tuple] = set()
+    for i, key in enumerate(keys):
+        if already_bad[i]:
+            continue
+        dup[i] = key in seen
+        seen.add(key)
+    return dup
+
+
+def _duplicate_message(spec: ShardSpec, key: tuple, first: str) -> str:
+    shown = key if len(key) > 1 else key[0]
+    return f"duplicate {'/'.join(spec.key)} {shown!r} (first at {first})"
 
 
 def _key_of(spec: ShardSpec, rec: Mapping[str, Any]) -> tuple | None:
     return tuple(rec.get(k) for k in spec.key) if spec.key else None
 
 
-def scan_shard(path: Path | str, kind: str) -> tuple[list[dict], list[BadRecord]]:
-    """All records of a shard file split into (valid records, bad records), duplicates of the key
-    columns included among the bad ones."""
+def scan_shard(path: Path | str, kind: str) -> tuple[pa.Table, list[BadRecord]]:
+    """A shard file split into (table of the valid rows, bad records); a repeated key is a bad record."""
     path, spec = Path(path), shard_spec(kind)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such shard file")
+    if shard_format(path) == "parquet":
+        table = pq.read_table(path)
+        if not schema_problems(spec, table.schema):
+            return _scan_typed(path, spec, table)
     scan = _scan_jsonl if shard_format(path) == "jsonl" else _scan_parquet
     good: list[dict] = []
     bad: list[BadRecord] = []
@@ -141,15 +198,14 @@ def scan_shard(path: Path | str, kind: str) -> tuple[list[dict], list[BadRecord]
     for where, rec, problems, raw in scan(path, spec):
         key = _key_of(spec, rec) if rec is not None and not problems else None
         if key is not None and key in first_seen:
-            problems = [f"duplicate {'/'.join(spec.key)} {key if len(key) > 1 else key[0]!r} "
-                        f"(first at {first_seen[key]})"]
+            problems = [_duplicate_message(spec, key, first_seen[key])]
         elif key is not None:
             first_seen[key] = where
         if problems:
             bad.append(BadRecord(where, tuple(problems), raw))
         else:
             good.append(rec)  # type: ignore[arg-type]
-    return good, bad
+    return pa.Table.from_pylist(good, schema=spec.schema), bad
 
 
 def read_shard(path: Path | str, kind: str, *, quarantine: Path | str | None = None) -> ShardRead:
@@ -159,7 +215,7 @@ def read_shard(path: Path | str, kind: str, *, quarantine: Path | str | None = N
     to that JSONL file (``{"source": "FILE:LINE", "problems": [...], "record": raw}``), counted in
     the result and logged as a warning.
     """
-    good, bad = scan_shard(path, kind)
+    table, bad = scan_shard(path, kind)
     if bad and quarantine is None:
         raise ShardError(path, kind, bad)
     qpath = None
@@ -171,35 +227,13 @@ def read_shard(path: Path | str, kind: str, *, quarantine: Path | str | None = N
                 fh.write(json.dumps({"source": b.location, "problems": list(b.problems), "record": b.raw},
                                     ensure_ascii=False) + "\n")
         log.warning("%s: %d bad %s record(s) quarantined to %s", path, len(bad), kind, qpath)
-    table = pa.Table.from_pylist(good, schema=shard_spec(kind).schema)
     return ShardRead(table, len(bad), qpath)
-
-
-# ---------------------------------------------------------------- Arrow ↔ JSON values
-
-
-def _arrow_row_to_json(schema: pa.Schema, row: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: _to_json(schema.field(name).type, row[name]) for name in schema.names}
-
-
-def _to_json(tp: pa.DataType, value: Any) -> Any:
-    """Arrow's Python value to plain JSON: maps to objects; float32 to its shortest exact decimal."""
-    if value is None:
-        return None
-    if pa.types.is_map(tp):
-        return {k: _to_json(tp.item_type, v) for k, v in value}
-    if pa.types.is_list(tp):
-        return [_to_json(tp.value_type, v) for v in value]
-    if pa.types.is_struct(tp):
-        return {f.name: _to_json(f.type, value.get(f.name)) for f in tp}
-    if pa.types.is_float32(tp):
-        return float(str(np.float32(value)))  # 0.3, not 0.30000001192092896; same float32 on reload
-    return value
 
 
 def table_to_records(table: pa.Table | pa.RecordBatch) -> list[dict[str, Any]]:
     """Rows of an Arrow table as JSON-ready dicts (maps as objects, float32 written shortest)."""
-    return [_arrow_row_to_json(table.schema, row) for row in table.to_pylist()]
+    columns = [(name, table.schema.field(name).type, table.column(name).to_pylist()) for name in table.schema.names]
+    return [{name: to_json(tp, values[i]) for name, tp, values in columns} for i in range(table.num_rows)]
 
 
 # ---------------------------------------------------------------- writing
@@ -208,6 +242,14 @@ def table_to_records(table: pa.Table | pa.RecordBatch) -> list[dict[str, Any]]:
 def to_table(data: pa.Table | pa.RecordBatch | Iterable[Mapping[str, Any]], kind: str) -> pa.Table:
     """An Arrow table of shard ``kind`` from a table, a batch or JSON-like records, validated."""
     spec = shard_spec(kind)
+    if isinstance(data, (pa.Table, pa.RecordBatch)) and not schema_problems(spec, data.schema):
+        table = pa.Table.from_batches([data]) if isinstance(data, pa.RecordBatch) else data
+        mask = bad_row_mask(spec, table)
+        bad = [BadRecord(f"row {i + 1}", tuple(record_problems(spec, row_record(table, int(i)))), "")
+               for i in np.flatnonzero(mask)]
+        if bad:
+            raise ShardError("<in memory>", kind, bad)
+        return table
     if isinstance(data, (pa.Table, pa.RecordBatch)):
         records = table_to_records(data)
     else:

@@ -114,7 +114,7 @@ def test_parquet_rows_are_named_by_row_number(tmp_path: Path) -> None:
     loose = pa.table({"prompt_id": ["a", "b"], "prompt": ["x", "y"], "label": ["safe", "harmless"]})
     pq.write_table(loose, tmp_path / "prompts.parquet")
     good, bad = scan_shard(tmp_path / "prompts.parquet", "prompts")
-    assert len(good) == 1
+    assert good.num_rows == 1
     assert bad[0].lines() == [f"{tmp_path / 'prompts.parquet'}:row 2: label: 'harmless' is not one of safe | unsafe"]
 
 
@@ -131,3 +131,32 @@ def test_unknown_format_and_kind_are_explained(tmp_path: Path) -> None:
         write_shard([], tmp_path / "x.csv", "pairs")
     with pytest.raises(ValueError, match="unknown shard kind 'dialog'; valid kinds: dialogs"):
         to_table([], "dialog")
+
+
+def test_typed_parquet_takes_the_vectorised_path_and_still_names_rows(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from ouro_ray.data import SHARDS
+
+    rows = [dict(EXTRA["candidates"][0], candidate_id=f"c{i}") for i in range(4)]
+    rows[1]["logprobs"] = [-0.5, 0.25, -1.0]          # positive log-probability
+    rows[3]["candidate_id"] = "c0"                     # duplicate key of row 1
+    path = tmp_path / "candidates.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=SHARDS["candidates"].schema), path)
+    good, bad = scan_shard(path, "candidates")
+    assert good.column("candidate_id").to_pylist() == ["c0", "c2"]
+    assert [b.lines() for b in bad] == [
+        [f"{path}:row 2: logprobs[1] = 0.25: a log-probability must be <= 0"],
+        [f"{path}:row 4: duplicate prompt_id/candidate_id ('p1', 'c0') (first at {path}:row 1)"],
+    ]
+
+
+def test_loosely_typed_parquet_is_checked_row_by_row(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    loose = pa.table({"prompt_id": ["p"], "candidate_id": ["c"], "text": ["t"], "token_ids": [[1, 2]],
+                      "logprobs": [[-0.5, -0.5]], "policy_version": [1]})  # int64 ids, float64 logprobs
+    pq.write_table(loose, tmp_path / "candidates.parquet")
+    table = read_shard(tmp_path / "candidates.parquet", "candidates").table
+    assert table.schema.equals(SHARDS["candidates"].schema)
+    assert table.column("token_ids").to_pylist() == [[1, 2]]

@@ -1,0 +1,1 @@
+"""Throughput benchmarks: speed and memory goals live here, never in timed tests."""
