@@ -47,10 +47,10 @@ class TinyModelConfig:
 class PretrainConfig:
     """AdamW pretraining of the tiny LM on the rendered corpus."""
 
-    steps: int = param(350, "optimizer steps", ge=1)
+    steps: int = param(200, "optimizer steps", ge=1)
     batch_size: int = param(16, "dialogs per step", ge=1)
     lr: float = param(2e-3, "peak learning rate (linear warmup, then cosine decay to a tenth)", gt=0.0, lt=1.0)
-    warmup_steps: int = param(30, "steps of linear learning-rate warmup", ge=0)
+    warmup_steps: int = param(20, "steps of linear learning-rate warmup", ge=0)
     weight_decay: float = param(0.01, "AdamW weight decay", ge=0.0, lt=1.0)
     log_every: int = param(25, "report the training loss every this many steps", ge=1)
 
