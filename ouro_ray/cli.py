@@ -149,7 +149,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     from ouro_ray.config import ConfigError
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # argparse gives a positional list one slot, so `--config X k=v` would leave k=v unparsed:
+    # overrides after options join the positionals; anything else stays an error.
+    args, extra = parser.parse_known_args(argv)
+    stray = [t for t in extra if t.startswith("-") or "=" not in t or not hasattr(args, "args")]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    if extra:
+        args.args = [*args.args, *extra]
     try:
         return args.func(args)
     except ConfigError as exc:

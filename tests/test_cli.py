@@ -71,3 +71,30 @@ def test_console_script_is_installed() -> None:
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert "2 pairs records OK" in done.stdout
+
+
+SMALL_WORLD = ["world.corpus.n_dialogs=60", "world.model.vocab_size=400", "world.model.hidden_size=32",
+               "world.model.num_layers=1", "world.model.num_heads=2", "world.model.num_kv_heads=1",
+               "world.model.intermediate_size=64", "world.pretrain.steps=5", "world.pretrain.warmup_steps=1",
+               "seed=3"]
+
+
+def test_tiny_world_builds_into_out_dir_with_overrides_and_says_what_it_made(tmp_path: Path, capsys) -> None:
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path / "world"
+    assert main(["tiny-world", str(out), "--config", str(REPO / "configs" / "tiny.yaml"), *SMALL_WORLD]) == 0
+    said = capsys.readouterr().out
+    assert f"model:     {out / 'model'}" in said and "(60 dialogs)" in said
+    manifest = yaml.safe_load((out / "manifest.json").read_text())
+    assert manifest["seed"] == 3
+    assert AutoModelForCausalLM.from_pretrained(out / "model").config.hidden_size == 32
+    # a second run is served from the cache: no pretraining step is printed
+    assert main(["tiny-world", str(out), *SMALL_WORLD]) == 0
+    assert "pretrain: step" not in capsys.readouterr().out
+
+
+def test_tiny_world_refuses_a_bad_override_before_building(tmp_path: Path, capsys) -> None:
+    assert main(["tiny-world", str(tmp_path / "w"), "world.model.num_heads=3"]) == 2
+    assert "world.model.num_heads = 3: must divide world.model.hidden_size = 256" in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()
