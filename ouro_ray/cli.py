@@ -69,10 +69,12 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 def cmd_tiny_world(args: argparse.Namespace) -> int:
     from ouro_ray.config import load_config
+    from ouro_ray.seeding import seed_everything
     from ouro_ray.world import build_tiny_world
 
     out_dir, overrides = _split_args(args.args, "OUT_DIR")
     cfg = load_config(args.config, overrides)
+    seed_everything(cfg.seed)
     manifest = build_tiny_world(cfg.world, cfg.seed, out_dir=Path(out_dir) if out_dir else None,
                                 progress=lambda msg: print(msg, flush=True))
     print(manifest.describe())
