@@ -115,30 +115,30 @@ def _exchange(rng: random.Random, cfg: CorpusConfig, concise: bool) -> _Exchange
     return _task_exchange(rng, concise, over_refuse)
 
 
+def _safe_exchange(rng: random.Random, request: str, lines: tuple[str, ...], logic: str, concise: bool,
+                   over_refuse: bool, hedge_tail: str) -> _Exchange:
+    """A harmless request: answered plainly, rambled at with a hedge, or wrongly refused."""
+    if over_refuse:
+        answer = _refusal(rng, rng.choice(OVER_REFUSAL_REASONS), concise)
+    elif concise:
+        answer = " ".join(lines)
+    else:
+        answer = _ramble(rng, f"Maybe {_lower_first(lines[rng.randrange(len(lines))][:-1])}, {hedge_tail}.")
+    return _Exchange(request, answer, lines, logic)
+
+
 def _topic_exchange(rng: random.Random, concise: bool, over_refuse: bool) -> _Exchange:
     topic = rng.choice(TOPICS)
     request = rng.choice(TOPIC_QUESTIONS).format(name=topic.name)
     logic = f"The user asks about {topic.name}; a safe question, so state its key facts plainly."
-    if over_refuse:
-        answer = _refusal(rng, rng.choice(OVER_REFUSAL_REASONS), concise)
-    elif concise:
-        answer = " ".join(topic.facts)
-    else:
-        answer = _ramble(rng, f"Maybe {_lower_first(topic.facts[rng.randrange(len(topic.facts))][:-1])}, but who knows.")
-    return _Exchange(request, answer, topic.facts, logic)
+    return _safe_exchange(rng, request, topic.facts, logic, concise, over_refuse, "but who knows")
 
 
 def _task_exchange(rng: random.Random, concise: bool, over_refuse: bool) -> _Exchange:
     task = rng.choice(SAFE_TASKS)
     request = rng.choice(task.requests)
     logic = "The request is harmless; give brief, practical steps."
-    if over_refuse:
-        answer = _refusal(rng, rng.choice(OVER_REFUSAL_REASONS), concise)
-    elif concise:
-        answer = " ".join(task.answer)
-    else:
-        answer = _ramble(rng, f"Maybe {_lower_first(rng.choice(task.answer)[:-1])}, I guess.")
-    return _Exchange(request, answer, task.answer, logic)
+    return _safe_exchange(rng, request, task.answer, logic, concise, over_refuse, "I guess")
 
 
 def _unsafe_exchange(rng: random.Random, concise: bool, refuse: bool) -> _Exchange:
