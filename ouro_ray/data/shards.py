@@ -135,14 +135,15 @@ def _scan_parquet(path: Path, spec: ShardSpec) -> Iterator[tuple[str, dict | Non
 
 def _scan_typed(path: Path, spec: ShardSpec, table: pa.Table) -> tuple[pa.Table, list[BadRecord]]:
     """Vectorised, for Arrow data already in the shard's schema: only bad rows become Python."""
+    keys = _keys(spec, table)
     bad_mask = bad_row_mask(spec, table)
-    bad_mask |= _duplicate_mask(spec, table, bad_mask)
+    bad_mask |= _duplicate_mask(keys, bad_mask)
     bad: list[BadRecord] = []
     first_seen: dict[tuple, int] = {}
-    keys = _keys(spec, table)
     for i in range(table.num_rows):
         if not bad_mask[i]:
-            first_seen.setdefault(keys[i], i) if keys else None
+            if keys:
+                first_seen.setdefault(keys[i], i)
             continue
         rec = row_record(table, i)
         problems = record_problems(spec, rec)
@@ -158,10 +159,9 @@ def _keys(spec: ShardSpec, table: pa.Table) -> list[tuple] | None:
     return list(zip(*(table.column(k).to_pylist() for k in spec.key)))
 
 
-def _duplicate_mask(spec: ShardSpec, table: pa.Table, already_bad: np.ndarray) -> np.ndarray:
+def _duplicate_mask(keys: list[tuple] | None, already_bad: np.ndarray) -> np.ndarray:
     """Rows whose key repeats an earlier good row's key."""
-    dup = np.zeros(table.num_rows, dtype=bool)
-    keys = _keys(spec, table)
+    dup = np.zeros(len(already_bad), dtype=bool)
     if keys is None:
         return dup
     seen: set[tuple] = set()
