@@ -14,3 +14,19 @@ def ray_cluster():
     info = connect(num_cpus=2, dashboard=False, namespace="ouro-test")
     yield info
     shutdown()
+
+
+@pytest.fixture(scope="session")
+def tiny_world(tmp_path_factory):
+    """The small tiny world (model, tokenizer, corpus), built once per session into a temporary cache."""
+    from _tiny import SEED, small_world_config
+    from ouro_ray.world import build_tiny_world
+
+    cache = tmp_path_factory.mktemp("tiny-world-cache")
+    return build_tiny_world(small_world_config(cache), SEED, progress=lambda _: None)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tiny_world) -> str:
+    """The small world's HF model directory."""
+    return str(tiny_world.model_dir)

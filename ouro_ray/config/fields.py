@@ -80,6 +80,9 @@ def type_name(tp: Any) -> str:
         name = " | ".join(repr(a) for a in typing.get_args(inner))
     elif origin in (tuple, list):
         name = f"list of {type_name(typing.get_args(inner)[0])}"
+    elif origin is dict:
+        key_tp, value_tp = typing.get_args(inner)
+        name = f"mapping of {type_name(key_tp)} to {type_name(value_tp)}"
     elif _is_dataclass_type(inner):
         name = "section"
     else:
@@ -141,6 +144,8 @@ def _check_leaf(tp: Any, value: Any, key: str, meta: Mapping[str, Any]) -> tuple
                 return value, problem
             out.append(conv)
         return tuple(out), None
+    if origin is dict:
+        return _check_mapping(inner, value, key, meta)
     if inner is bool:
         if isinstance(value, bool):
             return value, None
@@ -159,6 +164,21 @@ def _check_leaf(tp: Any, value: Any, key: str, meta: Mapping[str, Any]) -> tuple
     if rule and not _in_range(value, meta):
         return value, f"{key} = {value!r}: must be {rule}"
     return value, None
+
+
+def _check_mapping(tp: Any, value: Any, key: str, meta: Mapping[str, Any]) -> tuple[Any, str | None]:
+    """A ``dict[K, V]`` leaf: every key and value checked, the bounds applying to the values."""
+    if not isinstance(value, Mapping):
+        return value, f"{key} = {value!r}: must be a {type_name(tp)}; fix: write {{name: value}}"
+    key_tp, value_tp = typing.get_args(tp)
+    out = {}
+    for k, v in value.items():
+        conv_k, problem = _check_leaf(key_tp, k, f"{key} key {k!r}", {})
+        if problem is None:
+            out[conv_k], problem = _check_leaf(value_tp, v, f"{key}.{k}", meta)
+        if problem:
+            return value, problem
+    return out, None
 
 
 def _in_range(value: float, meta: Mapping[str, Any]) -> bool:

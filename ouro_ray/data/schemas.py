@@ -148,12 +148,13 @@ CANDIDATES = ShardSpec(
         Column("prompt_id", _STR, "(B,)", "the prompt answered"),
         Column("candidate_id", _STR, "(B,)", "id of the candidate, unique within its prompt"),
         Column("text", _STR, "(B,)", "the decoded candidate"),
-        Column("token_ids", _TOKENS, "(B, T_i)", "candidate token ids (prompt excluded)"),
+        Column("prompt_token_ids", _TOKENS, "(B, P_i)", "the prompt's token ids as the policy saw them (chat template applied)"),
+        Column("token_ids", _TOKENS, "(B, T_i)", "candidate token ids (prompt excluded; EOS included when generated)"),
         Column("logprobs", _FLOATS, "(B, T_i)", "log-probability of each candidate token under the policy"),
         Column("policy_version", pa.int64(), "(B,)", "version of the policy weights that generated it"),
     ),
     key=("prompt_id", "candidate_id"),
-    row_checks=(SameLength(("token_ids", "logprobs")), NonPositive("logprobs")),
+    row_checks=(SameLength(("token_ids", "logprobs")), NonPositive("logprobs"), NonEmpty("prompt_token_ids")),
 )
 
 SCORES = ShardSpec(

@@ -27,7 +27,7 @@ def test_per_token_columns_are_ragged_lists() -> None:
 
 
 def _candidates() -> pa.Table:
-    return to_table([{"prompt_id": "p", "candidate_id": "c", "text": "t", "token_ids": [1],
+    return to_table([{"prompt_id": "p", "candidate_id": "c", "text": "t", "prompt_token_ids": [1, 4], "token_ids": [1],
                       "logprobs": [-0.5], "policy_version": 0}], "candidates")
 
 
@@ -37,7 +37,7 @@ def test_a_valid_batch_passes() -> None:
 
 
 def test_batch_errors_name_shard_column_and_producer() -> None:
-    wrong_type = _candidates().set_column(3, "token_ids", pa.array([[1]], pa.list_(pa.int64())))
+    wrong_type = _candidates().set_column(4, "token_ids", pa.array([[1]], pa.list_(pa.int64())))
     with pytest.raises(BatchSchemaError, match=r"candidates batch from rollout/1: column 'token_ids' has type list<item: int64>"):
         validate_batch(wrong_type, "candidates", "rollout/1")
     with pytest.raises(BatchSchemaError, match="column 'policy_version' is missing"):
@@ -68,7 +68,7 @@ def test_record_problems_reject_non_finite_and_out_of_range_values() -> None:
 
 def test_batch_row_rules_are_enforced() -> None:
     table = _candidates()
-    mismatched = table.set_column(4, "logprobs", pa.array([[-0.5, -0.25]], pa.list_(pa.float32())))
+    mismatched = table.set_column(5, "logprobs", pa.array([[-0.5, -0.25]], pa.list_(pa.float32())))
     with pytest.raises(BatchSchemaError, match="row 0: per-token columns differ in length: token_ids=1, logprobs=2"):
         validate_batch(mismatched, "candidates", "rollout/0")
 

@@ -14,7 +14,8 @@ from ouro_ray.data import SHARDS, ShardError, read_shard, scan_shard, table_to_r
 # One valid record per kind not covered by data/examples.
 EXTRA = {
     "candidates": [
-        {"prompt_id": "p1", "candidate_id": "c0", "text": "The Vell is 340 km long.", "token_ids": [5, 9, 12],
+        {"prompt_id": "p1", "candidate_id": "c0", "text": "The Vell is 340 km long.",
+         "prompt_token_ids": [1, 3, 7, 4], "token_ids": [5, 9, 12],
          "logprobs": [-0.25, -1.5, -0.125], "policy_version": 3},
     ],
     "experience": [
@@ -154,7 +155,7 @@ def test_typed_parquet_takes_the_vectorised_path_and_still_names_rows(tmp_path: 
 def test_loosely_typed_parquet_is_checked_row_by_row(tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
-    loose = pa.table({"prompt_id": ["p"], "candidate_id": ["c"], "text": ["t"], "token_ids": [[1, 2]],
+    loose = pa.table({"prompt_id": ["p"], "candidate_id": ["c"], "text": ["t"], "prompt_token_ids": [[1]], "token_ids": [[1, 2]],
                       "logprobs": [[-0.5, -0.5]], "policy_version": [1]})  # int64 ids, float64 logprobs
     pq.write_table(loose, tmp_path / "candidates.parquet")
     table = read_shard(tmp_path / "candidates.parquet", "candidates").table

@@ -1,0 +1,148 @@
+"""A group of actors of one role, or the role in-process: naming, resources, fan-out, errors.
+
+Glue, not algorithm. The role class stays plain; this module applies ``ray.remote`` with the
+resources from config, names each actor ``<prefix>/<role>/<i>`` for the dashboard, declares restarts
+and retries, and turns a failed remote call back into the original exception with the role, actor
+and method attached as a note. ``num_workers == 0`` keeps one instance in the driver with the same
+API, which is what the in-process vs. actor equivalence tests compare.
+
+Tables go through the object store once: :meth:`ActorGroup.map_rows` ``ray.put``s a table and sends
+every actor the reference plus a row range; the actor slices its zero-copy view.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Sequence
+
+import pyarrow as pa
+
+from ouro_ray.config.roles import RoleResources
+from ouro_ray.seeding import derive_seed
+
+
+def role_error(exc: BaseException, role: str, actor: str, method: str) -> BaseException:
+    """The exception a remote call raised, with the role, actor and method noted on it."""
+    import ray.exceptions as rex
+
+    original = exc.cause if isinstance(exc, rex.RayTaskError) and isinstance(exc.cause, BaseException) else exc
+    original.add_note(f"in role {role!r}, actor {actor!r}, method {method!r}")
+    return original
+
+
+def _call_on_rows(self, method: str, table: pa.Table, start: int, stop: int, kwargs: dict) -> Any:
+    return getattr(self, method)(table.slice(start, stop - start), **kwargs)
+
+
+def _hosted(cls: type) -> type:
+    """``cls`` plus one glue method that runs a method on a row range of a shared table.
+
+    A subclass keeps the role's own class name on the dashboard and in logs.
+    """
+    return type(cls.__name__, (cls,), {"ouro_rows": _call_on_rows, "__module__": cls.__module__})
+
+
+class ActorGroup:
+    """``resources.num_workers`` actors of ``cls`` (or one local instance when it is 0)."""
+
+    def __init__(self, role: str, cls: type, resources: RoleResources, *args: Any, prefix: str = "ouro",
+                 namespace: str | None = None, **kwargs: Any):
+        self.role, self.resources = role, resources
+        self.timeout_s = resources.call_timeout_s
+        if resources.num_workers == 0:
+            self.names = [f"{prefix}/{role}/local"]
+            self._local = _hosted(cls)(*args, worker_index=0, **kwargs)
+            self.actors: list[Any] = []
+            return
+        import ray
+
+        remote_cls = ray.remote(_hosted(cls))
+        self._local = None
+        self.names = [f"{prefix}/{role}/{i}" for i in range(resources.num_workers)]
+        self.actors = [
+            remote_cls.options(
+                name=name, namespace=namespace, num_cpus=resources.num_cpus, num_gpus=resources.num_gpus,
+                resources=dict(resources.resources), max_restarts=resources.max_restarts,
+                max_task_retries=resources.max_task_retries,
+            ).remote(*args, worker_index=i, **kwargs)
+            for i, name in enumerate(self.names)
+        ]
+
+    @property
+    def local(self) -> bool:
+        return self._local is not None
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __enter__(self) -> "ActorGroup":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Kill the group's actors (no restart); the local instance is simply dropped."""
+        if self.actors:
+            import ray
+
+            for actor in self.actors:
+                ray.kill(actor, no_restart=True)
+        self.actors, self._local = [], None
+
+    # ------------------------------------------------------------------ calls
+
+    def get(self, refs: Sequence[Any], names: Sequence[str], method: str) -> list[Any]:
+        """Values of ``refs`` in order, one shared deadline; failures re-raised with role and actor."""
+        import ray
+        import ray.exceptions as rex
+
+        deadline = time.monotonic() + self.timeout_s
+        out = []
+        for ref, name in zip(refs, names):
+            try:
+                out.append(ray.get(ref, timeout=max(0.0, deadline - time.monotonic())))
+            except rex.GetTimeoutError as exc:
+                raise TimeoutError(
+                    f"role {self.role!r}, actor {name!r}: {method} gave no answer within {self.timeout_s:g} s; "
+                    f"fix: raise {self.role}.workers.call_timeout_s or look at the actor on the Ray dashboard"
+                ) from exc
+            except (rex.RayTaskError, rex.RayActorError) as exc:
+                raise role_error(exc, self.role, name, method) from exc
+        return out
+
+    def call_all(self, method: str, *args: Any, **kwargs: Any) -> list[Any]:
+        """``method(*args, **kwargs)`` on every actor (or the local instance); results in actor order."""
+        if self._local is not None:
+            return [self._call_local(method, *args, **kwargs)]
+        refs = [getattr(a, method).remote(*args, **kwargs) for a in self.actors]
+        return self.get(refs, self.names, method)
+
+    def _call_local(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return getattr(self._local, method)(*args, **kwargs)
+        except Exception as exc:
+            raise role_error(exc, self.role, self.names[0], method)
+
+    def map_rows(self, method: str, table: pa.Table, *, seed: int | None = None,
+                 merge: Callable[[list[Any]], Any] = pa.concat_tables, **kwargs: Any) -> Any:
+        """``method(slice, **kwargs)`` over row slices of ``resources.batch_size``; results merged in row order.
+
+        With ``seed``, slice k gets ``seed=derive_seed(seed, 'slice', k)``: the result depends on the
+        seed and the batch size only, not on how many actors share the work.
+        """
+        size = self.resources.batch_size
+        bounds = [(s, min(s + size, table.num_rows)) for s in range(0, table.num_rows, size)]
+        slice_kwargs = [kwargs | ({"seed": derive_seed(seed, "slice", k)} if seed is not None else {})
+                        for k in range(len(bounds))]
+        if self._local is not None:
+            parts = [self._call_local("ouro_rows", method, table, a, b, kw) for (a, b), kw in zip(bounds, slice_kwargs)]
+        else:
+            import ray
+
+            ref = ray.put(table)  # once; every actor reads the same shared-memory buffers
+            which = [k % len(self.actors) for k in range(len(bounds))]
+            refs = [self.actors[w].ouro_rows.remote(method, ref, a, b, kw)
+                    for w, (a, b), kw in zip(which, bounds, slice_kwargs)]
+            parts = self.get(refs, [self.names[w] for w in which], method)
+        return merge(parts) if parts else merge([])

@@ -1,0 +1,94 @@
+"""The versioned weight store: the learner publishes, rollout and reward workers pull.
+
+``WeightStore`` is a plain class; as an actor it is named ``<prefix>/weights``. The store actor
+``ray.put``s each payload it receives, so the object is *owned by the store*: a published version
+outlives a learner that restarts, and a worker that restarts finds the latest version before it takes
+work. (Ray 2.56 removed ``ray.put(..., _owner=…)``, which would have saved the one extra copy.) The store keeps only the latest version; older objects are freed by Ray's reference
+counting once no worker holds them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ouro_ray.weights import WeightPayload, pack_weights
+
+
+class WeightStore:
+    """The latest published policy version: ``(version, payload)`` or a boxed object reference."""
+
+    def __init__(self) -> None:
+        self._version = -1
+        self._box: list[Any] | None = None
+
+    def publish(self, version: int, payload: WeightPayload) -> int:
+        """Record ``version``; inside an actor the payload is put into the object store, owned here."""
+        if version <= self._version:
+            raise ValueError(f"version {version} published after {self._version}: versions must increase; "
+                             "fix: publish with the learner's update count")
+        self._version, self._box = version, [_own(payload)]
+        return version
+
+    def latest(self) -> tuple[int, list[Any]] | None:
+        """``(version, box)`` of the newest version, or None before the first publish."""
+        return None if self._box is None else (self._version, self._box)  # boxed: Ray passes the ref unresolved
+
+    def version(self) -> int:
+        return self._version
+
+
+def _own(payload: WeightPayload) -> Any:
+    """The payload itself in process; an object reference owned by this actor inside Ray."""
+    import ray
+
+    if ray.is_initialized() and ray.get_runtime_context().get_actor_id() is not None:
+        return ray.put(payload)
+    return payload
+
+
+def _is_actor(store: Any) -> bool:
+    return not isinstance(store, WeightStore)
+
+
+def publish_weights(store: Any, model: torch.nn.Module, version: int, timeout_s: float = 120.0) -> WeightPayload:
+    """Pack ``model`` as ``version`` and publish it to ``store`` (a ``WeightStore`` or its actor handle)."""
+    payload = pack_weights(model, version)
+    if not _is_actor(store):
+        store.publish(version, payload)
+        return payload
+    import ray
+
+    ray.get(store.publish.remote(version, payload), timeout=timeout_s)
+    return payload
+
+
+class WeightClient:
+    """A worker's view of the store: has a newer version appeared, and fetch it (zero-copy)."""
+
+    def __init__(self, store: Any, timeout_s: float = 120.0):
+        self.store, self.timeout_s = store, timeout_s
+
+    def newer_than(self, version: int) -> WeightPayload | None:
+        """The latest payload if its version is above ``version``, else None."""
+        if not _is_actor(self.store):
+            latest = self.store.latest()
+            return latest[1][0] if latest and latest[0] > version else None
+        import ray
+
+        latest = ray.get(self.store.latest.remote(), timeout=self.timeout_s)
+        if latest is None or latest[0] <= version:
+            return None
+        return ray.get(latest[1][0], timeout=self.timeout_s)
+
+
+def start_weight_store(prefix: str = "ouro", namespace: str | None = None, local: bool = False) -> Any:
+    """A ``WeightStore`` in process (``local``) or as the named actor ``<prefix>/weights``."""
+    if local:
+        return WeightStore()
+    import ray
+
+    return ray.remote(WeightStore).options(
+        name=f"{prefix}/weights", namespace=namespace, num_cpus=0, max_restarts=-1, get_if_exists=True,
+    ).remote()

@@ -1,0 +1,71 @@
+"""Config of the Ray roles: how many actors, what each needs from the cluster, how they fail over.
+
+A role's resources belong to its deployment, not to its class (STYLE 1): the same ``RolloutWorker``
+runs in the driver (``num_workers: 0``), on CPU actors, or on GPU nodes, by config alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ouro_ray.config.fields import param
+from ouro_ray.rollout.protocol import SamplingConfig
+
+
+@dataclass(frozen=True)
+class RoleResources:
+    """The actors of one role and what each asks of the cluster."""
+
+    num_workers: int = param(1, "actors in the group; 0 runs the role inside the driver process with the same API", ge=0)
+    num_cpus: float = param(1.0, "CPUs each actor reserves", ge=0.0)
+    num_gpus: float = param(0.0, "GPUs each actor reserves (fractions share a GPU)", ge=0.0)
+    resources: dict[str, float] = param(
+        factory=dict, doc="custom Ray resources each actor needs, e.g. {judge_node: 0.01}: the actor only lands on "
+        "nodes that declare them", ge=0.0,
+    )
+    max_restarts: int = param(3, "times Ray restarts a dead actor (-1: forever); it reloads the latest weights first", ge=-1)
+    max_task_retries: int = param(3, "times a call on a dead actor is retried on its restarted self (-1: forever)", ge=-1)
+    call_timeout_s: float = param(600.0, "longest wait for one call's answer before the driver fails with a timeout", gt=0.0)
+    batch_size: int = param(16, "rows per call: a batch is split into slices of this many rows, spread over the actors", ge=1)
+
+
+@dataclass(frozen=True)
+class VLLMConfig:
+    """Engine settings used when the rollout runs on vLLM."""
+
+    gpu_memory_utilization: float = param(0.5, "share of each GPU vLLM may take for weights and KV cache", gt=0.0, le=1.0)
+    tensor_parallel_size: int = param(1, "GPUs one engine spans", ge=1)
+    max_model_len: int | None = param(None, "longest prompt + candidate in tokens (null: the model's)", ge=1)
+    enforce_eager: bool = param(False, "disable CUDA graphs (slower, starts faster)")
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    """Stage 4, Regenerate: the rollout group."""
+
+    backend: Literal["auto", "transformers", "vllm"] = param(
+        "auto", "generation engine: auto picks vllm when it imports and CUDA is present, else transformers"
+    )
+    dtype: Literal["float32", "bfloat16", "float16"] = param("float32", "weights' dtype on the rollout workers")
+    sampling: SamplingConfig = param(factory=SamplingConfig, doc="how candidates are drawn")
+    workers: RoleResources = param(factory=RoleResources, doc="rollout actors")
+    vllm: VLLMConfig = param(factory=VLLMConfig, doc="vLLM engine settings (backend vllm)")
+
+
+@dataclass(frozen=True)
+class ReferenceConfig:
+    """The frozen reference policy that PPO's KL term and DPO's ratios compare against."""
+
+    dtype: Literal["float32", "bfloat16", "float16"] = param("float32", "weights' dtype on the reference workers")
+    workers: RoleResources = param(factory=lambda: RoleResources(num_cpus=0.5), doc="reference actors")
+
+
+@dataclass(frozen=True)
+class RewardModelConfig:
+    """The learned reward model: a scalar head on a causal LM."""
+
+    path: str | None = param(None, "HF directory of the reward model (null: the policy's initial weights with a new head)")
+    dtype: Literal["float32", "bfloat16", "float16"] = param("float32", "weights' dtype on the reward workers")
+    follow_policy: bool = param(False, "also load the policy weights the learner publishes (shared-trunk reward model)")
+    workers: RoleResources = param(factory=lambda: RoleResources(num_cpus=0.5), doc="reward-model actors")

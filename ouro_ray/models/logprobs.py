@@ -1,0 +1,54 @@
+"""Per-token log-probabilities of candidates given their prompts, in one forward pass.
+
+Notation: ``B`` rows, ``P`` padded prompt length, ``T`` padded candidate length. A row is laid out
+as ``[pad… prompt | candidate …pad]`` (prompts left-padded, candidates right-padded), so every
+candidate starts at column ``P`` and the logits at columns ``P-1 … P+T-2`` predict it. Position ids
+count real tokens only, so padding never shifts a row's positions.
+
+The rollout, the reference and the learner all call this function, so at policy version 0 the
+candidates' logprobs and the reference's agree to float rounding (KL 0): the same computation, with
+at most different padding widths when rows are batched differently.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def response_logprobs(
+    model: torch.nn.Module,
+    prompt_ids: torch.Tensor,
+    prompt_mask: torch.Tensor,
+    response_ids: torch.Tensor,
+    response_mask: torch.Tensor,
+    temperature: float = 1.0,
+) -> torch.Tensor:
+    """(B, T) log p(response token t | prompt, earlier tokens); 0 where ``response_mask`` is False.
+
+    ``prompt_ids``/``prompt_mask`` are (B, P) left-padded; ``response_ids``/``response_mask`` (B, T)
+    right-padded. Gradients flow when the model requires them (the learner's use).
+    """
+    input_ids = torch.cat([prompt_ids, response_ids], dim=1)  # (B, P+T)
+    attention = torch.cat([prompt_mask, response_mask], dim=1).long()  # (B, P+T)
+    positions = (attention.cumsum(dim=1) - 1).clamp(min=0)  # (B, P+T)
+    logits = model(input_ids=input_ids, attention_mask=attention, position_ids=positions).logits
+    n_prompt, n_response = prompt_ids.shape[1], response_ids.shape[1]
+    logits = logits[:, n_prompt - 1 : n_prompt + n_response - 1].float()  # (B, T, V): predicts each response token
+    if temperature != 1.0:
+        logits = logits / temperature
+    logp = torch.log_softmax(logits, dim=-1)
+    token_logp = logp.gather(-1, response_ids.unsqueeze(-1)).squeeze(-1)  # (B, T)
+    return token_logp * response_mask
+
+
+@torch.no_grad()
+def response_logprobs_batched(model, prompt_ids, prompt_mask, response_ids, response_mask,
+                              batch_size: int = 16) -> torch.Tensor:
+    """:func:`response_logprobs` without gradients, ``batch_size`` rows at a time (bounded memory)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size = {batch_size}: must be >= 1")
+    out = torch.zeros(response_ids.shape, dtype=torch.float32)
+    for start in range(0, response_ids.shape[0], batch_size):
+        rows = slice(start, start + batch_size)
+        out[rows] = response_logprobs(model, prompt_ids[rows], prompt_mask[rows], response_ids[rows], response_mask[rows])
+    return out
