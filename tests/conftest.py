@@ -30,3 +30,20 @@ def tiny_world(tmp_path_factory):
 def tiny_model_dir(tiny_world) -> str:
     """The small world's HF model directory."""
     return str(tiny_world.model_dir)
+
+
+@pytest.fixture(scope="session")
+def serve_info(ray_cluster):
+    """Ray Serve on the session cluster, its HTTP proxy on a free loopback port."""
+    import socket
+
+    from cluster.serving import ensure_serve
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    info = ensure_serve("127.0.0.1", port)
+    yield info
+    from ray import serve
+
+    serve.shutdown()
