@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from actors.group import ActorGroup
-from actors.weights import WeightClient
+from actors.weights import WeightFollower
 from ouro_ray.config.roles import RolloutConfig
 from ouro_ray.data.schemas import SHARDS
 from ouro_ray.data.tensors import arrays_to_lists
@@ -64,17 +64,16 @@ class RolloutWorker:
                  worker_index: int = 0, name: str = "rollout"):
         self.cfg, self.name = cfg, f"{name}/{worker_index}"
         self.backend, self.tokenizer = make_backend(model_dir, cfg, seed)
-        self.weights = WeightClient(weight_store) if weight_store is not None else None
-        self.version = 0
-        self.sync_weights()  # a restarted worker takes the latest version before any work
+        self.weights = WeightFollower(weight_store, self.backend.load_payload)
+        self.weights.sync()  # a restarted worker takes the latest version before any work
+
+    @property
+    def version(self) -> int:
+        return self.weights.version
 
     def sync_weights(self) -> int:
         """Load the newest published weights, if newer than ours; returns the version now held."""
-        payload = self.weights.newer_than(self.version) if self.weights else None
-        if payload is not None:
-            self.backend.load_payload(payload)
-            self.version = payload.version
-        return self.version
+        return self.weights.sync()
 
     def generate(self, prompts: pa.Table, seed: int, sampling: SamplingConfig | None = None) -> pa.Table:
         """``sampling.n`` candidates per row of ``prompts``, stamped with the policy version used."""

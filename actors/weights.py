@@ -9,7 +9,7 @@ counting once no worker holds them.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -92,3 +92,23 @@ def start_weight_store(prefix: str = "ouro", namespace: str | None = None, local
     return ray.remote(WeightStore).options(
         name=f"{prefix}/weights", namespace=namespace, num_cpus=0, max_restarts=-1, get_if_exists=True,
     ).remote()
+
+
+class WeightFollower:
+    """A worker's versioned weights: takes payloads (pushed, or pulled from the store) and tracks the version."""
+
+    def __init__(self, store: Any, apply: Callable[[WeightPayload], Any]):
+        self.client = WeightClient(store) if store is not None else None
+        self.apply = apply
+        self.version = 0
+
+    def take(self, payload: WeightPayload) -> int:
+        """Apply ``payload`` and hold its version."""
+        self.apply(payload)
+        self.version = payload.version
+        return self.version
+
+    def sync(self) -> int:
+        """Take the newest published version if it is newer than the one held; the version now held."""
+        payload = self.client.newer_than(self.version) if self.client else None
+        return self.take(payload) if payload is not None else self.version

@@ -49,5 +49,5 @@ def ensure_serve(host: str = "127.0.0.1", port: int = 8000) -> ServeInfo:
             log.info("Serve already runs with its proxy on %s:%s (asked for %s:%s); using it",
                      running.host, running.port, host, port)
         return ServeInfo(running.host, running.port)
-    serve.start(http_options={"host": host, "port": port, "location": "HeadOnly"})
+    serve.start(proxy_location="HeadOnly", http_options={"host": host, "port": port})
     return ServeInfo(host, port)

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ouro_ray.config.fields import param
+from ouro_ray.config.judges import JudgesConfig
+from ouro_ray.config.roles import ReferenceConfig, RewardModelConfig, RolloutConfig
 from ouro_ray.world.config import WorldConfig
 
 TINY_WORLD = "tiny-world"
@@ -36,6 +38,8 @@ class ClusterConfig:
     object_store_mb: int | None = param(None, "object store size of a local cluster in MiB (null: Ray's default)", ge=64)
     dashboard: bool = param(True, "start the Ray dashboard with a local cluster")
     namespace: str = param("ouro", "Ray namespace of the run's named actors")
+    serve_host: str = param("127.0.0.1", "where Ray Serve's HTTP proxy listens when this run starts Serve")
+    serve_port: int = param(8000, "Ray Serve's HTTP proxy port when this run starts Serve", ge=1, le=65535)
 
 
 @dataclass(frozen=True)
@@ -46,3 +50,7 @@ class OuroConfig:
     model: ModelConfig = param(factory=ModelConfig, doc="the initial policy")
     world: WorldConfig = param(factory=WorldConfig, doc="the tiny world (used when model.path is 'tiny-world')")
     cluster: ClusterConfig = param(factory=ClusterConfig, doc="the Ray cluster")
+    rollout: RolloutConfig = param(factory=RolloutConfig, doc="stage 4: the rollout group that generates candidates")
+    reference: ReferenceConfig = param(factory=ReferenceConfig, doc="the frozen reference policy")
+    reward_model: RewardModelConfig = param(factory=RewardModelConfig, doc="the learned reward model")
+    judges: JudgesConfig = param(factory=JudgesConfig, doc="stage 5: rule, AI and HTTP judges and their elastic group")

@@ -211,8 +211,24 @@ EXPERIENCE = ShardSpec(
     ),
 )
 
+JUDGE_ITEMS = ShardSpec(
+    "judge_items",
+    "Stage 5's input to the judges: each candidate with its prompt and what the answer must preserve.",
+    (
+        Column("prompt_id", _STR, "(B,)", "the prompt"),
+        Column("candidate_id", _STR, "(B,)", "the candidate"),
+        Column("prompt", _STR, "(B,)", "the prompt text the policy answered"),
+        Column("candidate", _STR, "(B,)", "the candidate's text"),
+        Column("target", _TARGET, "(B,)", "what must be preserved (from the labyrinth prompt or the safety label)",
+               choices={"behavior": BEHAVIORS}),
+        Column("group_id", _STR, "(B,)", "prompts sharing a group must get consistent answers (null: none)",
+               nullable=True),
+    ),
+    key=("prompt_id", "candidate_id"),
+)
+
 SHARDS: dict[str, ShardSpec] = {
-    s.kind: s for s in (DIALOGS, SUMMARIES, LABYRINTH, PROMPTS, CANDIDATES, SCORES, PAIRS, EXPERIENCE)
+    s.kind: s for s in (DIALOGS, SUMMARIES, LABYRINTH, PROMPTS, CANDIDATES, SCORES, PAIRS, EXPERIENCE, JUDGE_ITEMS)
 }
 
 

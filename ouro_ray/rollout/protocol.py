@@ -29,11 +29,17 @@ class SamplingConfig:
     max_new_tokens: int = param(64, "longest candidate in tokens (generation also stops at EOS)", ge=1)
     num_beams: int = param(1, "beam search width (1: sampling); with beams, n <= num_beams", ge=1)
 
-    def checks(self):
+    def checks(self) -> list[tuple[str, str]]:
+        """Cross-field problems (keys as in the run config, where this section is ``rollout.sampling``)."""
+        key = "rollout.sampling"
+        problems = []
         if self.num_beams > 1 and self.n > self.num_beams:
-            yield "n", f"beam search returns at most num_beams={self.num_beams} candidates; set n <= num_beams"
+            problems.append((f"{key}.n", f"{key}.n = {self.n}: beam search returns at most num_beams = "
+                             f"{self.num_beams} candidates; fix: set n <= num_beams"))
         if self.num_beams > 1 and self.temperature not in (0.0, 1.0):
-            yield "temperature", "beam search here is deterministic; leave temperature at 1.0 (or 0)"
+            problems.append((f"{key}.temperature", f"{key}.temperature = {self.temperature}: beam search is "
+                             "deterministic here; fix: leave temperature at 1.0 (or 0)"))
+        return problems
 
 
 @dataclass

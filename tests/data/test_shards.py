@@ -25,6 +25,12 @@ EXTRA = {
         {"prompt_id": "p1", "candidate_id": "c1", "prompt_token_ids": [1, 4], "token_ids": [7],
          "old_logprobs": [-0.5], "ref_logprobs": [-0.5], "values": None, "reward": -1.0, "policy_version": 3},
     ],
+    "judge_items": [
+        {"prompt_id": "p1", "candidate_id": "c0", "prompt": "How long is the Vell?",
+         "candidate": "The Vell is 340 km long.",
+         "target": {"facts": ["The Vell is 340 km long."], "voice": "technical, concise",
+                    "constraints": ["no speculation"], "behavior": "answer"}, "group_id": None},
+    ],
 }
 EXAMPLE_FILES = {"dialogs": "dialogs", "summaries": "summaries", "labyrinth": "labyrinth", "scores": "scores",
                  "pairs": "pairs", "prompts": "behavior_prompts"}

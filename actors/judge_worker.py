@@ -1,0 +1,108 @@
+"""The judge role: every configured teacher over a ``judge_items`` batch, as one worker.
+
+``JudgeWorker`` is a plain class (constructed in a test, in the driver, or as a Ray Serve replica by
+:mod:`actors.judge`). It builds the judges from config — rule checkers, the local LLM judge, the
+HTTP judge, the constitution — or takes ready-made ``Judge`` objects, and returns one ``scores`` row
+per (candidate, teacher) plus the constitution's preference pairs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import pyarrow as pa
+
+from actors.rollout import producer_of, stamp
+from ouro_ray.config.judges import JudgesConfig
+from ouro_ray.data.schemas import SHARDS
+from ouro_ray.data.validate import validate_batch
+from ouro_ray.judges.items import items_from_table, scores_table
+from ouro_ray.judges.protocol import Judge
+
+
+@dataclass
+class JudgeOutput:
+    """Verdicts (a ``scores`` table) and preference pairs (a ``pairs`` table) for one batch."""
+
+    scores: pa.Table
+    pairs: pa.Table
+
+    @staticmethod
+    def merge(parts: Sequence["JudgeOutput"]) -> "JudgeOutput":
+        scores = [p.scores for p in parts] or [SHARDS["scores"].schema.empty_table()]
+        pairs = [p.pairs for p in parts] or [SHARDS["pairs"].schema.empty_table()]
+        return JudgeOutput(pa.concat_tables(scores), pa.concat_tables(pairs))
+
+
+def build_judges(cfg: JudgesConfig, model_dir: str | None) -> tuple[list[Judge], Any]:
+    """The configured judges, and the constitution judge (or None) which also yields pairs."""
+    from ouro_ray.judges.rules import make_rule
+
+    judges: list[Judge] = [make_rule(name) for name in cfg.rules]
+    llm = None
+    if cfg.llm.enabled:
+        llm = _llm_judge(cfg, model_dir)
+        judges.append(llm)
+    if cfg.http.base_url:
+        from ouro_ray.judges.http import HTTPJudge
+
+        h = cfg.http
+        judges.append(HTTPJudge(h.base_url, h.model, dimensions=h.dimensions, api_key=h.api_key, timeout_s=h.timeout_s,
+                                max_retries=h.max_retries, max_in_flight=h.max_in_flight,
+                                top_logprobs=h.top_logprobs, batch_size=h.batch_size))
+    constitution = _constitution(cfg, llm) if cfg.constitution.enabled else None
+    return judges, constitution
+
+
+def _llm_judge(cfg: JudgesConfig, model_dir: str | None):
+    from ouro_ray.judges.llm import LLMJudge
+    from ouro_ray.models.load import load_causal_lm, resolve_model_path
+
+    if cfg.llm.model == "policy":
+        if model_dir is None:
+            raise ValueError("judges.llm.model = 'policy' but no policy model directory was given to the judges")
+        path = model_dir
+    else:
+        path = str(resolve_model_path(cfg.llm.model))
+    model, tokenizer = load_causal_lm(path, dtype=cfg.llm.dtype)
+    return LLMJudge(model, tokenizer, dimensions=cfg.llm.dimensions, batch_size=cfg.llm.batch_size)
+
+
+def _constitution(cfg: JudgesConfig, llm):
+    from ouro_ray.judges.constitution import ConstitutionJudge, LocalWriter
+    from ouro_ray.rollout.transformers_backend import TransformersBackend
+
+    c = cfg.constitution
+    writer = LocalWriter(TransformersBackend(llm.model, llm.tokenizer), llm.tokenizer, c.max_new_tokens)
+    return ConstitutionJudge(writer, llm, principles=c.principles, critique_chain=c.critique_chain,
+                             min_margin=c.min_margin)
+
+
+class JudgeWorker:
+    """Scores ``judge_items`` batches with every configured teacher."""
+
+    def __init__(self, cfg: JudgesConfig, model_dir: str | None = None, judges: Sequence[Judge] | None = None,
+                 *, name: str = "judge/local"):
+        self.cfg, self.name = cfg, name
+        if judges is not None:
+            self.judges, self.constitution = list(judges), None
+        else:
+            self.judges, self.constitution = build_judges(cfg, model_dir)
+
+    def score(self, items: pa.Table) -> JudgeOutput:
+        """One ``scores`` row per (candidate, teacher), teachers in config order; pairs from the constitution."""
+        validate_batch(items, "judge_items", producer_of(items))
+        judge_items = items_from_table(items)
+        verdicts = [s for judge in self.judges for s in judge.score(judge_items)]
+        pairs = SHARDS["pairs"].schema.empty_table()
+        if self.constitution is not None:
+            result = self.constitution.run(judge_items)
+            verdicts += result.scores
+            if result.pairs:
+                pairs = pa.Table.from_pylist(result.pairs, schema=SHARDS["pairs"].schema)
+        producer = f"ouro/{self.name}"
+        return JudgeOutput(stamp(scores_table(verdicts), producer), stamp(pairs, producer))
+
+    def teachers(self) -> list[str]:
+        return [j.name for j in self.judges] + ([self.constitution.name] if self.constitution else [])

@@ -1,0 +1,86 @@
+"""Config of stage 5's AI and rule teachers and of the elastic judge group that runs them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ouro_ray.config.fields import param
+from ouro_ray.judges.constitution import DEFAULT_PRINCIPLES
+
+RuleName = Literal["safety", "persona", "facts"]
+Dimension = Literal["helpful", "honest", "persona", "content", "logic"]
+
+
+@dataclass(frozen=True)
+class LLMJudgeConfig:
+    """LLM-as-judge on a local model: rubric scores as expectations over the tokens 1..5."""
+
+    enabled: bool = param(True, "score with a local LLM judge")
+    model: str = param("policy", "judge model: 'policy' (the initial policy's weights) or an HF model directory")
+    dimensions: tuple[Dimension, ...] = param(("helpful", "honest", "persona"), "rubric dimensions it scores")
+    dtype: Literal["float32", "bfloat16", "float16"] = param("float32", "the judge model's dtype")
+    batch_size: int = param(8, "judge prompts per forward pass", ge=1)
+
+
+@dataclass(frozen=True)
+class ConstitutionConfig:
+    """Critique → revise passes against principles; yields scores and DPO pairs."""
+
+    enabled: bool = param(False, "run the constitution (needs the LLM judge: it writes and ranks the revisions)")
+    principles: tuple[str, ...] = param(DEFAULT_PRINCIPLES, "the principles, taken in turn by the passes")
+    critique_chain: int = param(1, "critique → revise passes per candidate", ge=1)
+    max_new_tokens: int = param(48, "longest critique or revision in tokens", ge=1)
+    min_margin: float = param(0.05, "a revision must beat the original by this much to make a pair", ge=0.0)
+
+
+@dataclass(frozen=True)
+class HTTPJudgeConfig:
+    """An LLM judge behind any OpenAI-compatible completions endpoint (vLLM server, hosted API, ouro serve)."""
+
+    base_url: str | None = param(None, "endpoint root, e.g. http://127.0.0.1:8000 (null: no HTTP judge)")
+    model: str = param("", "model name sent with each request")
+    api_key: str | None = param(None, "API key, or 'env:VAR' to read it from $VAR (null: none)")
+    dimensions: tuple[Dimension, ...] = param(("helpful", "honest", "persona"), "rubric dimensions it scores")
+    timeout_s: float = param(30.0, "socket timeout of one request", gt=0.0)
+    max_retries: int = param(3, "retries of a failed request (connection errors, timeouts, 429, 5xx)", ge=0)
+    max_in_flight: int = param(8, "most requests in flight at once, per judge worker", ge=1)
+    top_logprobs: int = param(20, "top-k logprobs requested to read the score tokens", ge=1, le=20)
+    batch_size: int = param(8, "prompts per request", ge=1)
+
+
+@dataclass(frozen=True)
+class JudgesConfig:
+    """Stage 5's judges and the group that runs them (a Ray Serve deployment that autoscales)."""
+
+    rules: tuple[RuleName, ...] = param(("safety", "persona", "facts"), "rule checkers to run")
+    llm: LLMJudgeConfig = param(factory=LLMJudgeConfig, doc="the local LLM judge")
+    constitution: ConstitutionConfig = param(factory=ConstitutionConfig, doc="the constitution judge")
+    http: HTTPJudgeConfig = param(factory=HTTPJudgeConfig, doc="the HTTP judge")
+    min_workers: int = param(1, "fewest judge replicas (0: scale to zero when idle)", ge=0)
+    max_workers: int = param(2, "most judge replicas; 0 runs the judges in the driver process", ge=0)
+    target_ongoing_requests: float = param(2.0, "Serve scales out when replicas average more requests than this", gt=0.0)
+    upscale_delay_s: float = param(1.0, "how long load must stay high before a replica is added", ge=0.0)
+    downscale_delay_s: float = param(30.0, "how long load must stay low before a replica is removed", ge=0.0)
+    metrics_interval_s: float = param(1.0, "how often replicas report their load to the Serve autoscaler", gt=0.0)
+    look_back_period_s: float = param(5.0, "window over which the autoscaler averages the load", gt=0.0)
+    num_cpus: float = param(0.5, "CPUs per judge replica", ge=0.0)
+    num_gpus: float = param(0.0, "GPUs per judge replica", ge=0.0)
+    resources: dict[str, float] = param(factory=dict, doc="custom Ray resources per replica, e.g. {judge_node: 0.01}",
+                                        ge=0.0)
+    chunk_size: int = param(16, "judge items per request to a replica", ge=1)
+    max_retries: int = param(3, "times a chunk is resent after its replica died", ge=0)
+    call_timeout_s: float = param(600.0, "longest wait for one chunk's verdicts", gt=0.0)
+
+    def checks(self) -> list[tuple[str, str]]:
+        problems = []
+        if self.max_workers and self.min_workers > self.max_workers:
+            problems.append(("judges.min_workers", f"judges.min_workers = {self.min_workers} exceeds judges.max_workers = "
+                             f"{self.max_workers}; fix: raise max_workers or lower min_workers"))
+        if self.constitution.enabled and not self.llm.enabled:
+            problems.append(("judges.constitution.enabled", "the constitution needs judges.llm.enabled = true (the LLM "
+                             "writes the critiques and ranks the revisions); fix: enable the LLM judge"))
+        if not (self.rules or self.llm.enabled or self.http.base_url or self.constitution.enabled):
+            problems.append(("judges.rules", "no judge is configured; fix: list rules, enable judges.llm, or set "
+                             "judges.http.base_url"))
+        return problems

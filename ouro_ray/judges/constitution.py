@@ -1,0 +1,118 @@
+"""Constitutional critique → revise (Bai et al. 2022, "Constitutional AI", §3), as a judge.
+
+For each candidate, ``critique_chain`` passes run in order; pass k takes principle ``k mod P``:
+the writer model critiques the current text against the principle, then revises it in light of the
+critique. The chain's texts (the original and every revision) are then scored by the rubric judge;
+the original's score is this judge's verdict, and when a revision beats the original by at least
+``min_margin`` the pair (chosen = best revision, rejected = original) is emitted for DPO with source
+``constitution``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Protocol, Sequence
+
+import torch
+
+from ouro_ray.judges.protocol import Judge, JudgeItem, JudgeScore
+
+DEFAULT_PRINCIPLES = (
+    "Refuse harmful requests with a brief explanation, and help with safe ones.",
+    "State only known facts; do not speculate or hedge.",
+    "Keep the required voice: technical and concise, at most three sentences.",
+)
+
+
+class Writer(Protocol):
+    """Completes chat prompts: the critic and reviser of the constitution."""
+
+    def complete(self, prompts: Sequence[str]) -> list[str]:
+        ...
+
+
+def critique_prompt(item: JudgeItem, text: str, principle: str) -> str:
+    return (f"Principle: {principle}\nRequest: {item.prompt}\nAnswer: {text}\n"
+            "Critique: point out where the answer breaks the principle.")
+
+
+def revise_prompt(item: JudgeItem, text: str, principle: str, critique: str) -> str:
+    return (f"Principle: {principle}\nRequest: {item.prompt}\nAnswer: {text}\nCritique: {critique}\n"
+            "Rewrite the answer so that it keeps the principle.")
+
+
+class LocalWriter:
+    """A :class:`Writer` over a transformers generation backend (greedy, chat template)."""
+
+    def __init__(self, backend, tokenizer, max_new_tokens: int = 64):
+        from ouro_ray.rollout.protocol import SamplingConfig
+
+        self.backend, self.tokenizer = backend, tokenizer
+        self.sampling = SamplingConfig(n=1, temperature=0.0, max_new_tokens=max_new_tokens)
+
+    @torch.no_grad()
+    def complete(self, prompts: Sequence[str]) -> list[str]:
+        from ouro_ray.models.load import encode_prompts
+
+        cands = self.backend.generate(encode_prompts(self.tokenizer, prompts), self.sampling, seed=0)
+        return [c.text for c in cands]
+
+
+@dataclass
+class ConstitutionResult:
+    """The verdicts on the originals, the revision chains, and the preference pairs they yield."""
+
+    scores: list[JudgeScore]
+    chains: list[list[str]]
+    pairs: list[dict] = field(default_factory=list)
+
+
+class ConstitutionJudge:
+    """A ``Judge`` that critiques and revises each candidate, then lets ``judge`` prefer the best text."""
+
+    rater = "ai"
+
+    def __init__(self, writer: Writer, judge: Judge, *, principles: Sequence[str] = DEFAULT_PRINCIPLES,
+                 critique_chain: int = 1, min_margin: float = 0.05, name: str = "constitution"):
+        if not principles:
+            raise ValueError("constitution needs at least one principle; fix: list them under judges.constitution.principles")
+        if critique_chain < 1:
+            raise ValueError(f"critique_chain = {critique_chain}: must be >= 1 (passes of critique then revise)")
+        self.writer, self.judge, self.name = writer, judge, name
+        self.principles, self.critique_chain, self.min_margin = tuple(principles), critique_chain, min_margin
+
+    def revise(self, items: Sequence[JudgeItem]) -> tuple[list[list[str]], list[str]]:
+        """Each item's chain [original, revision 1, …] and its first critique (kept as the verdict's notes)."""
+        chains = [[it.candidate] for it in items]
+        first_critiques = [""] * len(items)
+        for k in range(self.critique_chain):
+            principle = self.principles[k % len(self.principles)]
+            current = [c[-1] for c in chains]
+            critiques = self.writer.complete([critique_prompt(it, t, principle) for it, t in zip(items, current)])
+            revised = self.writer.complete([revise_prompt(it, t, principle, c)
+                                            for it, t, c in zip(items, current, critiques)])
+            for chain, text in zip(chains, revised):
+                chain.append(text)
+            if k == 0:
+                first_critiques = critiques
+        return chains, first_critiques
+
+    def run(self, items: Sequence[JudgeItem]) -> ConstitutionResult:
+        chains, critiques = self.revise(items)
+        flat = [replace(it, candidate=text, candidate_id=f"{it.candidate_id}/r{j}")
+                for it, chain in zip(items, chains) for j, text in enumerate(chain)]
+        verdicts = self.judge.score(flat)
+        width = self.critique_chain + 1
+        scores, pairs = [], []
+        for i, item in enumerate(items):
+            rewards = [v.reward for v in verdicts[i * width:(i + 1) * width]]
+            best = max(range(width), key=rewards.__getitem__)
+            scores.append(JudgeScore(item.prompt_id, item.candidate_id, self.rater, self.name,
+                                     {"constitution": rewards[0]}, rewards[0], notes=critiques[i] or None))
+            if best > 0 and rewards[best] - rewards[0] >= self.min_margin and chains[i][best] != item.candidate:
+                pairs.append({"prompt_id": item.prompt_id, "prompt": item.prompt, "chosen": chains[i][best],
+                              "rejected": item.candidate, "source": "constitution"})
+        return ConstitutionResult(scores, chains, pairs)
+
+    def score(self, items: Sequence[JudgeItem]) -> list[JudgeScore]:
+        return self.run(items).scores
