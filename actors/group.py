@@ -34,12 +34,18 @@ def _call_on_rows(self, method: str, table: pa.Table, start: int, stop: int, kwa
     return getattr(self, method)(table.slice(start, stop - start), **kwargs)
 
 
+def _node_id(self) -> str:
+    import ray
+
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
+
+
 def _hosted(cls: type) -> type:
-    """``cls`` plus one glue method that runs a method on a row range of a shared table.
+    """``cls`` plus glue methods: run a method on a row range of a shared table; report the node.
 
     A subclass keeps the role's own class name on the dashboard and in logs.
     """
-    return type(cls.__name__, (cls,), {"ouro_rows": _call_on_rows, "__module__": cls.__module__})
+    return type(cls.__name__, (cls,), {"ouro_rows": _call_on_rows, "ouro_node": _node_id, "__module__": cls.__module__})
 
 
 class ActorGroup:
@@ -123,6 +129,10 @@ class ActorGroup:
             return getattr(self._local, method)(*args, **kwargs)
         except Exception as exc:
             raise role_error(exc, self.role, self.names[0], method)
+
+    def nodes(self) -> list[str]:
+        """The Ray node id each actor runs on, in actor order ('local' in process)."""
+        return self.call_all("ouro_node")
 
     def map_rows(self, method: str, table: pa.Table, *, seed: int | None = None,
                  merge: Callable[[list[Any]], Any] = pa.concat_tables, **kwargs: Any) -> Any:

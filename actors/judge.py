@@ -39,6 +39,11 @@ class ServedJudge(JudgeWorker):
         replica = serve.get_replica_context().replica_id.unique_id
         super().__init__(cfg, model_dir, judges, name=f"judge/{replica}")
 
+    def node(self) -> str:
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
+
     def score_rows(self, box: list[Any], start: int, stop: int) -> JudgeOutput:
         import ray
 
@@ -116,6 +121,12 @@ class JudgeGroup:
 
         states = serve.status().applications[self.app].deployments["judge"].replica_states
         return int(states.get("RUNNING", 0))
+
+    def nodes(self, samples: int = 8) -> set[str]:
+        """Node ids the replicas answered from (``samples`` calls; 'local' in process)."""
+        if self._handle is None:
+            return {"local"}
+        return {self._handle.node.remote().result(timeout_s=self.cfg.call_timeout_s) for _ in range(samples)}
 
     def score(self, items: pa.Table) -> JudgeOutput:
         """Verdicts for every row of ``items`` (a ``judge_items`` table), each exactly once, in row order."""

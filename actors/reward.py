@@ -164,10 +164,6 @@ class RewardWorker:
         self.weights = WeightFollower(weight_store, self._apply)
         self.weights.sync()  # a restarted worker takes the latest version before any work
 
-    @property
-    def version(self) -> int:
-        return self.weights.version
-
     # ------------------------------------------------------------ weights
 
     def sync_weights(self) -> int:
@@ -218,7 +214,7 @@ class RewardWorker:
             "prompt_id": candidates.column("prompt_id"),
             "candidate_id": candidates.column("candidate_id"),
             "reward": pa.array(rewards, pa.float32()),
-            "reward_model_version": pa.array(np.full(len(rewards), self.version, np.int64)),
+            "reward_model_version": pa.array(np.full(len(rewards), self.weights.version, np.int64)),
         }, schema=REWARD_SCHEMA)
         return stamp(table, f"ouro/{self.name}")
 
@@ -250,7 +246,7 @@ class RewardWorker:
         return pooled_rewards(self.model, ids, mask, last, self.batch_size).numpy()
 
     def info(self) -> dict[str, Any]:
-        return {"name": self.name, "version": self.version, "new_head": self.new_head,
+        return {"name": self.name, "version": self.weights.version, "new_head": self.new_head,
                 "shares_policy_tokens": self.shares_policy_tokens}
 
 

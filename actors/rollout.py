@@ -67,10 +67,6 @@ class RolloutWorker:
         self.weights = WeightFollower(weight_store, self.backend.load_payload)
         self.weights.sync()  # a restarted worker takes the latest version before any work
 
-    @property
-    def version(self) -> int:
-        return self.weights.version
-
     def sync_weights(self) -> int:
         """Load the newest published weights, if newer than ours; returns the version now held."""
         return self.weights.sync()
@@ -83,10 +79,10 @@ class RolloutWorker:
         prompt_ids = prompts.column("prompt_id").to_pylist()
         tokens = encode_prompts(self.tokenizer, prompts.column("prompt").to_pylist())
         cands = self.backend.generate(tokens, sampling, seed)
-        return stamp(candidates_table(prompt_ids, tokens, cands, sampling.n, self.version), f"ouro/{self.name}")
+        return stamp(candidates_table(prompt_ids, tokens, cands, sampling.n, self.weights.version), f"ouro/{self.name}")
 
     def info(self) -> dict[str, Any]:
-        return {"name": self.name, "backend": self.backend.name, "version": self.version}
+        return {"name": self.name, "backend": self.backend.name, "version": self.weights.version}
 
 
 class RolloutGroup:
