@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterator, Literal
 
 import numpy as np
@@ -105,3 +106,27 @@ def apply_weights(model: torch.nn.Module, payload: WeightPayload) -> torch.nn.Mo
         raise KeyError(f"published weights name parameters this model lacks: {sorted(unexpected)[:5]}; "
                        "fix: publish weights of the same architecture as the worker's model")
     return model
+
+
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+ADAPTER_CONFIG = "adapter_config.json"
+
+
+def write_adapter_dir(payload: WeightPayload, directory: str | Path) -> Path:
+    """A LoRA payload as a peft adapter directory (what vLLM's ``LoRARequest`` and ``PeftModel`` load)."""
+    import json
+
+    from safetensors.numpy import save_file
+
+    if payload.kind != "lora":
+        raise ValueError(f"weights version {payload.version} are {payload.kind!r}, not a LoRA adapter")
+    if any(dtype == "bfloat16" for dtype in payload.dtypes.values()):
+        state = {k: v.astype(np.float32) if payload.dtypes[k] != "bfloat16" else
+                 torch.from_numpy(v.copy()).view(torch.bfloat16).float().numpy() for k, v in payload.arrays.items()}
+    else:
+        state = {k: np.ascontiguousarray(v) for k, v in payload.arrays.items()}
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(out / ADAPTER_WEIGHTS))
+    (out / ADAPTER_CONFIG).write_text(json.dumps(payload.lora_config or {}, indent=1, default=str))
+    return out

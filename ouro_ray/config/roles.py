@@ -38,6 +38,8 @@ class VLLMConfig:
     tensor_parallel_size: int = param(1, "GPUs one engine spans", ge=1)
     max_model_len: int | None = param(None, "longest prompt + candidate in tokens (null: the model's)", ge=1)
     enforce_eager: bool = param(False, "disable CUDA graphs (slower, starts faster)")
+    enable_lora: bool = param(False, "serve the learner's LoRA adapters through vLLM's LoRARequest (LoRA runs)")
+    max_lora_rank: int = param(16, "largest LoRA rank the engine accepts (enable_lora)", ge=1)
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,8 @@ def make_backend(model_dir: Path, cfg: RolloutConfig, seed: int) -> tuple[Genera
         backend = VLLMBackend(str(model_dir), tokenizer=tokenizer, dtype=cfg.dtype,
                               gpu_memory_utilization=v.gpu_memory_utilization,
                               tensor_parallel_size=v.tensor_parallel_size, max_model_len=v.max_model_len,
-                              enforce_eager=v.enforce_eager, seed=seed)
+                              enforce_eager=v.enforce_eager, seed=seed, enable_lora=v.enable_lora,
+                              max_lora_rank=v.max_lora_rank)
         return backend, tokenizer
     import torch
 

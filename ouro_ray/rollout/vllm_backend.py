@@ -29,6 +29,8 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import tempfile
+from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -91,7 +93,8 @@ class VLLMBackend:
 
     def __init__(self, model_path: str, *, tokenizer: Any = None, dtype: str = "auto",
                  gpu_memory_utilization: float = 0.5, tensor_parallel_size: int = 1,
-                 max_model_len: int | None = None, enforce_eager: bool = False, seed: int = 0):
+                 max_model_len: int | None = None, enforce_eager: bool = False, seed: int = 0,
+                 enable_lora: bool = False, max_lora_rank: int = 16):
         """``tokenizer``: a path for vLLM to load, or a loaded tokenizer object used to decode candidate
         text (vLLM then loads the tokenizer from ``model_path``); None: the one in ``model_path``."""
         if not 0.0 < gpu_memory_utilization <= 1.0:
@@ -105,7 +108,11 @@ class VLLMBackend:
             gpu_memory_utilization=gpu_memory_utilization, tensor_parallel_size=tensor_parallel_size,
             max_model_len=max_model_len, enforce_eager=enforce_eager, seed=seed,
             worker_extension_cls=EXTENSION_CLS, logprobs_mode="raw_logprobs",
+            **({"enable_lora": True, "max_lora_rank": max_lora_rank, "max_loras": 1} if enable_lora else {}),
         )
+        self.enable_lora = enable_lora
+        self._lora_request = None  # the adapter of the latest LoRA payload, applied to every request
+        self._lora_root = Path(tempfile.mkdtemp(prefix="ouro-vllm-lora-"))
         self.tokenizer = tokenizer if tokenizer is not None and tokenizer_path is None else self.llm.get_tokenizer()
 
     # -- generation ------------------------------------------------------------------------------
@@ -134,7 +141,8 @@ class VLLMBackend:
                 requests.append({"prompt_token_ids": prompt})
                 params.append(SamplingParams(**sampling_kwargs(sampling, derive_seed(seed, "vllm", i, k))))
                 owners.append(i)
-        outputs = self.llm.generate(requests, sampling_params=params, use_tqdm=False)
+        outputs = self.llm.generate(requests, sampling_params=params, use_tqdm=False,
+                                    lora_request=self._lora_request)
         if len(outputs) != len(requests):
             raise RuntimeError(f"vLLM returned {len(outputs)} outputs for {len(requests)} requests")
         return [self._candidate(owner, out) for owner, out in zip(owners, outputs)]
@@ -154,7 +162,8 @@ class VLLMBackend:
         from vllm.sampling_params import BeamSearchParams
 
         params = BeamSearchParams(beam_width=sampling.num_beams, max_tokens=sampling.max_new_tokens, temperature=0.0)
-        outputs = self.llm.beam_search([{"prompt_token_ids": p} for p in prompts], params)
+        outputs = self.llm.beam_search([{"prompt_token_ids": p} for p in prompts], params,
+                                       lora_request=self._lora_request)
         candidates = []
         for i, (prompt, out) in enumerate(zip(prompts, outputs)):
             if len(out.sequences) < sampling.n:
@@ -177,14 +186,25 @@ class VLLMBackend:
         self._forget_cached_prefixes()
 
     def load_payload(self, payload) -> None:
-        """Load a :class:`ouro_ray.weights.WeightPayload` (full weights only)."""
-        if payload.kind != "full":
-            raise NotImplementedError(f"VLLMBackend takes full weights, got a {payload.kind!r} payload; fix: "
-                                      "merge the LoRA adapter on the learner before publishing, or use the "
-                                      "transformers backend")
-        from ouro_ray.weights import named_tensors
+        """Load a :class:`ouro_ray.weights.WeightPayload`: full weights in place, or a LoRA adapter.
 
+        A LoRA payload (only the adapter crossed the object store) is written as a peft adapter
+        directory and served through vLLM's ``LoRARequest`` on every later request; its int id is
+        the version + 1, so vLLM loads each version once.
+        """
+        from ouro_ray.weights import named_tensors, write_adapter_dir
+
+        if payload.kind == "lora":
+            if not self.enable_lora:
+                raise RuntimeError(f"weights version {payload.version} are a LoRA adapter but the vLLM engine was "
+                                   "built without LoRA; fix: set rollout.vllm.enable_lora=true (and max_lora_rank)")
+            from vllm.lora.request import LoRARequest
+
+            path = write_adapter_dir(payload, self._lora_root / f"v{payload.version}")
+            self._lora_request = LoRARequest(f"ouro-v{payload.version}", payload.version + 1, str(path))
+            return
         self.load_weights(named_tensors(payload))
+        self._lora_request = None
 
     def init_weight_update_group(self, master_address: str, master_port: int, rank_offset: int,
                                  world_size: int) -> None:
