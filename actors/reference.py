@@ -15,6 +15,7 @@ import torch
 from actors.group import ActorGroup
 from actors.rollout import producer_of, stamp
 from ouro_ray.config.roles import ReferenceConfig
+from ouro_ray.data.schemas import SHARDS
 from ouro_ray.data.tensors import pad_lists, unpad_to_lists
 from ouro_ray.data.validate import validate_batch
 from ouro_ray.models.load import load_causal_lm
@@ -45,8 +46,8 @@ class ReferenceWorker:
         self.device, self.batch_size = device, logprob_batch_size
 
     def logprobs(self, candidates: pa.Table) -> pa.Table:
-        """``ref_logprobs`` for each candidate row, keyed by (prompt_id, candidate_id)."""
-        validate_batch(candidates, "candidates", producer_of(candidates))
+        """``ref_logprobs`` for each row of a ``token_sequences`` batch, keyed by (prompt_id, candidate_id)."""
+        validate_batch(candidates, "token_sequences", producer_of(candidates))
         p_ids, p_mask, t_ids, t_mask = token_tensors(candidates, self.tokenizer.pad_token_id)
         logp = response_logprobs_batched(self.model, p_ids.to(self.device), p_mask.to(self.device),
                                          t_ids.to(self.device), t_mask.to(self.device), self.batch_size).cpu()
@@ -66,7 +67,9 @@ class ReferenceGroup:
                                 prefix=prefix, namespace=namespace)
 
     def logprobs(self, candidates: pa.Table) -> pa.Table:
-        return self.group.map_rows("logprobs", candidates,
+        """``ref_logprobs`` for a ``candidates`` or ``token_sequences`` table (only the token columns travel)."""
+        sequences = candidates.select(list(SHARDS["token_sequences"].names))  # no copy: the same buffers
+        return self.group.map_rows("logprobs", sequences,
                                    merge=lambda parts: pa.concat_tables(parts) if parts else REF_SCHEMA.empty_table())
 
     def info(self) -> list[Any]:

@@ -48,17 +48,22 @@ class SameLength:
 
 @dataclass(frozen=True)
 class NonPositive:
-    """Every value of a per-token log-probability column is <= 0."""
+    """Every value of a log-probability column (per token, or one per row) is <= 0."""
 
     name: str
 
     def row(self, rec: Mapping[str, Any]) -> str | None:
-        values = rec.get(self.name) or ()
+        value = rec.get(self.name)
+        if isinstance(value, (int, float)):
+            return f"{self.name} = {value}: a log-probability must be <= 0" if value > 0 else None
+        values = value or ()
         bad = [i for i, v in enumerate(values) if v > 0]
         return f"{self.name}[{bad[0]}] = {values[bad[0]]}: a log-probability must be <= 0" if bad else None
 
     def bad_rows(self, table: pa.Table | pa.RecordBatch) -> np.ndarray:
         col = _column(table, self.name)
+        if not pa.types.is_list(col.type):
+            return _mask(pc.greater(col, 0))
         bad = np.zeros(table.num_rows, dtype=bool)
         positive = _mask(pc.greater(pc.list_flatten(col), 0))
         if positive.any():

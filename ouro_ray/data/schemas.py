@@ -227,8 +227,37 @@ JUDGE_ITEMS = ShardSpec(
     key=("prompt_id", "candidate_id"),
 )
 
+TOKEN_SEQUENCES = ShardSpec(
+    "token_sequences",
+    "Prompt + candidate token ids that the reference (or reward model) scores; a column subset of candidates.",
+    (
+        Column("prompt_id", _STR, "(B,)", "the prompt"),
+        Column("candidate_id", _STR, "(B,)", "the candidate (or 'chosen' / 'rejected' for a pair)"),
+        Column("prompt_token_ids", _TOKENS, "(B, P_i)", "the prompt's token ids (chat template applied)"),
+        Column("token_ids", _TOKENS, "(B, T_i)", "the candidate's token ids (EOS included)"),
+    ),
+    key=("prompt_id", "candidate_id"),
+    row_checks=(NonEmpty("prompt_token_ids"), NonEmpty("token_ids")),
+)
+
+PREFERENCE_BATCH = ShardSpec(
+    "preference_batch",
+    "The tokenized pairs the DPO learner consumes, with the reference's sequence logprobs joined as columns.",
+    (
+        Column("prompt_id", _STR, "(B,)", "the prompt's id where known", nullable=True),
+        Column("prompt_token_ids", _TOKENS, "(B, P_i)", "the prompt's token ids (chat template applied)"),
+        Column("chosen_token_ids", _TOKENS, "(B, C_i)", "the preferred candidate's token ids (EOS included)"),
+        Column("rejected_token_ids", _TOKENS, "(B, R_i)", "the dispreferred candidate's token ids (EOS included)"),
+        Column("ref_chosen_logps", pa.float32(), "(B,)", "summed log-probability of chosen under the reference"),
+        Column("ref_rejected_logps", pa.float32(), "(B,)", "summed log-probability of rejected under the reference"),
+    ),
+    row_checks=(NonEmpty("prompt_token_ids"), NonEmpty("chosen_token_ids"), NonEmpty("rejected_token_ids"),
+                NonPositive("ref_chosen_logps"), NonPositive("ref_rejected_logps")),
+)
+
 SHARDS: dict[str, ShardSpec] = {
-    s.kind: s for s in (DIALOGS, SUMMARIES, LABYRINTH, PROMPTS, CANDIDATES, SCORES, PAIRS, EXPERIENCE, JUDGE_ITEMS)
+    s.kind: s for s in (DIALOGS, SUMMARIES, LABYRINTH, PROMPTS, CANDIDATES, SCORES, PAIRS, EXPERIENCE, JUDGE_ITEMS,
+                        TOKEN_SEQUENCES, PREFERENCE_BATCH)
 }
 
 

@@ -15,6 +15,29 @@ from __future__ import annotations
 import torch
 
 
+def response_forward(
+    model: torch.nn.Module,
+    prompt_ids: torch.Tensor,
+    prompt_mask: torch.Tensor,
+    response_ids: torch.Tensor,
+    response_mask: torch.Tensor,
+    hidden: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(logits, hidden)`` at the positions that predict each response token: (B, T, V) and (B, T, H).
+
+    ``hidden`` (the last layer's states, for a value head) is None unless asked for. This is the one
+    place the ``[pad… prompt | candidate …pad]`` layout is defined.
+    """
+    input_ids = torch.cat([prompt_ids, response_ids], dim=1)  # (B, P+T)
+    attention = torch.cat([prompt_mask, response_mask], dim=1).long()  # (B, P+T)
+    positions = (attention.cumsum(dim=1) - 1).clamp(min=0)  # (B, P+T)
+    out = model(input_ids=input_ids, attention_mask=attention, position_ids=positions, output_hidden_states=hidden)
+    n_prompt, n_response = prompt_ids.shape[1], response_ids.shape[1]
+    window = slice(n_prompt - 1, n_prompt + n_response - 1)  # position P-1+t predicts response token t
+    states = out.hidden_states[-1][:, window] if hidden else None  # (B, T, H)
+    return out.logits[:, window], states
+
+
 def response_logprobs(
     model: torch.nn.Module,
     prompt_ids: torch.Tensor,
@@ -28,12 +51,8 @@ def response_logprobs(
     ``prompt_ids``/``prompt_mask`` are (B, P) left-padded; ``response_ids``/``response_mask`` (B, T)
     right-padded. Gradients flow when the model requires them (the learner's use).
     """
-    input_ids = torch.cat([prompt_ids, response_ids], dim=1)  # (B, P+T)
-    attention = torch.cat([prompt_mask, response_mask], dim=1).long()  # (B, P+T)
-    positions = (attention.cumsum(dim=1) - 1).clamp(min=0)  # (B, P+T)
-    logits = model(input_ids=input_ids, attention_mask=attention, position_ids=positions).logits
-    n_prompt, n_response = prompt_ids.shape[1], response_ids.shape[1]
-    logits = logits[:, n_prompt - 1 : n_prompt + n_response - 1].float()  # (B, T, V): predicts each response token
+    logits, _ = response_forward(model, prompt_ids, prompt_mask, response_ids, response_mask)
+    logits = logits.float()  # (B, T, V)
     if temperature != 1.0:
         logits = logits / temperature
     logp = torch.log_softmax(logits, dim=-1)

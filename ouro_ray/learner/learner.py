@@ -1,0 +1,111 @@
+"""The learner as one rank sees it: the trainable policy, its strategy, the KL controller, checkpoints.
+
+``PolicyLearner`` is plain Python: the Ray Train loop (``actors/learner.py``) builds one per worker,
+and the in-process mode builds one in the driver. Versions count updates; version ``v`` is the
+policy after ``v`` updates, which is what the rollout stamps on candidates.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import torch
+
+from ouro_ray.algos import AdaptiveKLController, FixedKLController
+from ouro_ray.config.learner import LearnerConfig
+from ouro_ray.data.validate import validate_batch
+from ouro_ray.learner.policy import build_policy
+from ouro_ray.learner.strategy import DDPStrategy, DeepSpeedStrategy, LocalStrategy, Strategy
+from ouro_ray.learner.updates import dpo_update, ppo_update
+from ouro_ray.models.load import load_tokenizer
+from ouro_ray.seeding import derive_seed
+
+STATE_FILE = "learner_state.json"
+POLICY_DIR = "policy"
+VALUE_HEAD = "value_head.pt"
+OPTIMIZER = "optimizer.pt"
+
+
+def make_strategy(module, cfg: LearnerConfig, rank: int, world_size: int) -> Strategy:
+    if cfg.strategy == "deepspeed":
+        return DeepSpeedStrategy(module, cfg.optim, cfg.deepspeed, rank, world_size)
+    if world_size > 1:
+        return DDPStrategy(module, cfg.optim, rank, world_size)
+    return LocalStrategy(module, cfg.optim, rank, world_size)
+
+
+class PolicyLearner:
+    """One rank's learner. ``resume_from``: a checkpoint directory written by :meth:`save`."""
+
+    def __init__(self, cfg: LearnerConfig, model_dir: str, *, seed: int = 0, rank: int = 0, world_size: int = 1,
+                 device: str = "cpu", resume_from: str | None = None):
+        self.cfg, self.seed, self.rank, self.model_dir = cfg, seed, rank, str(model_dir)
+        state = json.loads((Path(resume_from) / STATE_FILE).read_text()) if resume_from else {}
+        start_dir = str(Path(resume_from) / POLICY_DIR) if resume_from and not cfg.lora.enabled else self.model_dir
+        torch.manual_seed(derive_seed(seed, "learner-init"))
+        module = build_policy(start_dir, cfg.lora, with_value=cfg.algo == "ppo", device=device)
+        if resume_from:
+            self._restore_module(module, Path(resume_from))
+        self.tokenizer = load_tokenizer(self.model_dir)
+        self.strategy = make_strategy(module, cfg, rank, world_size)
+        if resume_from and (Path(resume_from) / OPTIMIZER).is_file():
+            self.strategy.load_optimizer_state(torch.load(Path(resume_from) / OPTIMIZER, weights_only=False))
+        self.version = int(state.get("version", 0))
+        p = cfg.ppo
+        self.kl = (AdaptiveKLController(state.get("kl_coef", p.kl_coef), p.kl_target, p.kl_horizon) if p.kl_target
+                   else FixedKLController(p.kl_coef))
+
+    def _restore_module(self, module, root: Path) -> None:
+        if self.cfg.lora.enabled:
+            from peft import set_peft_model_state_dict
+            from safetensors.torch import load_file
+
+            set_peft_model_state_dict(module.policy, load_file(str(root / POLICY_DIR / "adapter_model.safetensors")))
+        if module.value_head is not None and (root / VALUE_HEAD).is_file():
+            module.value_head.load_state_dict(torch.load(root / VALUE_HEAD, weights_only=True))
+
+    @property
+    def policy(self) -> torch.nn.Module:
+        """The HF policy (peft-wrapped with LoRA), unwrapped from DDP / DeepSpeed."""
+        return self.strategy.unwrapped().policy
+
+    def update(self, batch: pa.Table, producer: str = "the driver") -> dict[str, float]:
+        """One update on ``batch`` (``preference_batch`` for DPO, ``experience`` for PPO); bumps the version."""
+        seed = derive_seed(self.seed, "update", self.version)
+        pad = self.tokenizer.pad_token_id
+        self.strategy.module.train()
+        if self.cfg.algo == "dpo":
+            validate_batch(batch, "preference_batch", producer)
+            metrics = dpo_update(self.strategy, batch, self.cfg.dpo, self.cfg.optim, pad, seed)
+        else:
+            validate_batch(batch, "experience", producer)
+            metrics = ppo_update(self.strategy, batch, self.cfg.ppo, self.cfg.optim, pad, seed, self.kl.value)
+            metrics["kl_coef"] = self.kl.value
+            self.kl.update(metrics["kl_to_ref"], batch.num_rows)
+        self.version += 1
+        return metrics | {"version": float(self.version)}
+
+    def save(self, out_dir: str | Path) -> Path:
+        """A checkpoint: the HF policy directory (or peft adapter), value head, optimizer, version and KL state.
+
+        Call on every rank (ZeRO-3 gathers parameters collectively); rank 0 writes.
+        """
+        out = Path(out_dir)
+        with self.strategy.gathered():
+            if self.rank == 0:
+                out.mkdir(parents=True, exist_ok=True)
+                self.policy.save_pretrained(out / POLICY_DIR)
+                self.tokenizer.save_pretrained(out / POLICY_DIR)
+                head = self.strategy.unwrapped().value_head
+                if head is not None:
+                    torch.save(head.state_dict(), out / VALUE_HEAD)
+        if self.rank == 0:
+            if self.cfg.strategy != "deepspeed":  # ZeRO partitions optimizer state across ranks
+                torch.save(self.strategy.optimizer_state(), out / OPTIMIZER)
+            state: dict[str, Any] = {"version": self.version, "kl_coef": self.kl.value, "algo": self.cfg.algo,
+                                     "base_model": self.model_dir}
+            (out / STATE_FILE).write_text(json.dumps(state, indent=1))
+        return out

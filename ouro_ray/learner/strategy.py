@@ -1,0 +1,161 @@
+"""How one optimizer step is taken: in one process, with DDP, or with DeepSpeed ZeRO.
+
+A strategy owns the wrapped module and the optimizer. The update code calls ``forward`` through
+``strategy.module``, then ``backward(loss)`` per micro-batch and ``step()`` once per accumulated
+batch; ``no_sync()`` skips DDP's all-reduce on the micro-batches before the last.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, ContextManager, Iterator, Protocol
+
+import torch
+from torch import nn
+
+from ouro_ray.config.learner import DeepSpeedConfig, OptimConfig
+
+
+class Strategy(Protocol):
+    module: nn.Module
+    rank: int
+    world_size: int
+
+    def backward(self, loss: torch.Tensor) -> None: ...
+
+    def step(self) -> float: ...
+
+    def no_sync(self) -> ContextManager: ...
+
+    def unwrapped(self) -> nn.Module: ...
+
+    def gathered(self) -> ContextManager: ...
+
+    def optimizer_state(self) -> dict[str, Any]: ...
+
+    def load_optimizer_state(self, state: dict[str, Any]) -> None: ...
+
+
+def make_optimizer(params, cfg: OptimConfig) -> torch.optim.Optimizer:
+    trainable = [p for p in params if p.requires_grad]
+    if not trainable:
+        raise ValueError("the learner has no trainable parameters; check learner.lora.target_modules")
+    return torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=tuple(cfg.betas))
+
+
+class LocalStrategy:
+    """One process, plain autograd (also each DDP rank's base)."""
+
+    def __init__(self, module: nn.Module, cfg: OptimConfig, rank: int = 0, world_size: int = 1):
+        self.module, self.cfg, self.rank, self.world_size = module, cfg, rank, world_size
+        self.optimizer = make_optimizer(module.parameters(), cfg)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        (loss / self.cfg.grad_accum).backward()
+
+    def step(self) -> float:
+        params = [p for p in self.module.parameters() if p.grad is not None]
+        max_norm = self.cfg.max_grad_norm if self.cfg.max_grad_norm > 0 else float("inf")
+        norm = torch.nn.utils.clip_grad_norm_(params, max_norm) if params else torch.tensor(0.0)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return float(norm)
+
+    def no_sync(self) -> ContextManager:
+        return contextlib.nullcontext()
+
+    def unwrapped(self) -> nn.Module:
+        return self.module
+
+    def gathered(self) -> ContextManager:
+        return contextlib.nullcontext()
+
+    def optimizer_state(self) -> dict[str, Any]:
+        return self.optimizer.state_dict()
+
+    def load_optimizer_state(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state)
+
+
+class DDPStrategy(LocalStrategy):
+    """Data parallel over an initialised process group (gloo on CPU, nccl on GPU), set up by Ray Train."""
+
+    def __init__(self, module: nn.Module, cfg: OptimConfig, rank: int, world_size: int):
+        from torch.nn.parallel import DistributedDataParallel
+
+        device_ids = [torch.cuda.current_device()] if torch.cuda.is_available() else None
+        wrapped = DistributedDataParallel(module, device_ids=device_ids)
+        super().__init__(wrapped, cfg, rank, world_size)
+
+    def no_sync(self) -> ContextManager:
+        return self.module.no_sync()
+
+    def unwrapped(self) -> nn.Module:
+        return self.module.module
+
+
+def deepspeed_config(ds: DeepSpeedConfig, optim: OptimConfig, world_size: int) -> dict[str, Any]:
+    """DeepSpeed's JSON config from ours (batch sizes per worker, ZeRO stage, offload, bf16)."""
+    zero: dict[str, Any] = {"stage": ds.stage}
+    if ds.offload_optimizer:
+        zero["offload_optimizer"] = {"device": "cpu"}
+    if ds.offload_param:
+        zero["offload_param"] = {"device": "cpu"}
+    return {
+        "train_micro_batch_size_per_gpu": optim.micro_batch_size,
+        "gradient_accumulation_steps": optim.grad_accum,
+        "train_batch_size": optim.micro_batch_size * optim.grad_accum * world_size,
+        "gradient_clipping": optim.max_grad_norm,
+        "zero_optimization": zero,
+        "bf16": {"enabled": ds.bf16},
+        "zero_allow_untested_optimizer": True,
+        "steps_per_print": 10 ** 9,
+    }
+
+
+class DeepSpeedStrategy:
+    """DeepSpeed ZeRO 1/2/3 on the process group Ray Train set up (gloo on CPU, nccl on GPU).
+
+    A torch AdamW is handed to ``deepspeed.initialize`` so no fused/CPU Adam kernel is JIT-built
+    (see MEASURED.md); DeepSpeed accumulates gradients and steps at the accumulation boundary.
+    """
+
+    def __init__(self, module: nn.Module, optim: OptimConfig, ds: DeepSpeedConfig, rank: int, world_size: int):
+        import deepspeed
+
+        self.rank, self.world_size, self.cfg = rank, world_size, optim
+        optimizer = make_optimizer(module.parameters(), optim)
+        self.engine, self.optimizer, _, _ = deepspeed.initialize(
+            model=module, optimizer=optimizer, config=deepspeed_config(ds, optim, world_size))
+        self.module, self.stage = self.engine, ds.stage
+
+    def backward(self, loss: torch.Tensor) -> None:
+        self.engine.backward(loss)
+        self.engine.step()  # a no-op except at the accumulation boundary
+
+    def step(self) -> float:
+        norm = self.engine.get_global_grad_norm()
+        return float(norm) if norm is not None else 0.0
+
+    def no_sync(self) -> ContextManager:
+        return contextlib.nullcontext()
+
+    def unwrapped(self) -> nn.Module:
+        return self.engine.module
+
+    @contextlib.contextmanager
+    def gathered(self) -> Iterator[None]:
+        """Full parameters on every rank for the duration (ZeRO-3 partitions them)."""
+        if self.stage != 3:
+            yield
+            return
+        import deepspeed
+
+        with deepspeed.zero.GatheredParameters(list(self.engine.module.parameters()), modifier_rank=None):
+            yield
+
+    def optimizer_state(self) -> dict[str, Any]:
+        return self.optimizer.state_dict()
+
+    def load_optimizer_state(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state)

@@ -1,0 +1,153 @@
+"""One learner update on a batch: DPO on a ``preference_batch``, PPO on an ``experience`` batch.
+
+Every rank of a data-parallel group gets the whole batch (one zero-copy object) and takes rows
+``rank, rank + W, …``. So all ranks run the same number of micro-batches (DDP needs every rank in
+every all-reduce), a short rank repeats rows with weight 0. Loss math lives in ``ouro_ray.algos``;
+this module only arranges tensors, micro-batches and accumulation (glue).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Iterator
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from ouro_ray.algos import (dpo_loss, entropy_bonus, gae, kl_penalty, masked_mean, ppo_policy_loss, token_level_rewards,
+                            token_logprobs, value_loss, whiten)
+from ouro_ray.config.learner import DPOConfig, OptimConfig, PPOConfig
+from ouro_ray.learner.batches import floats, tokens
+from ouro_ray.learner.strategy import Strategy
+from ouro_ray.seeding import derive_seed
+
+
+def rank_rows(n: int, rank: int, world: int) -> tuple[np.ndarray, np.ndarray]:
+    """This rank's row indices and a validity flag per index (False: a weight-0 repeat)."""
+    if n == 0:
+        raise ValueError("the learner got an empty batch; fix: send at least one row per update")
+    per_rank = math.ceil(n / world)
+    index = rank + world * np.arange(per_rank)
+    return index % n, index < n
+
+
+def micro_batches(rows: np.ndarray, valid: np.ndarray, size: int, seed: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Shuffled micro-batches of ``size`` local rows (same count on every rank)."""
+    order = np.random.default_rng(seed).permutation(len(rows))
+    for start in range(0, len(rows), size):
+        pick = order[start:start + size]
+        yield rows[pick], valid[pick]
+
+
+def _accumulate(strategy: Strategy, optim: OptimConfig, losses: Iterator[torch.Tensor]) -> list[float]:
+    """Backward each micro-batch loss; step every ``grad_accum`` micro-batches (and at the end)."""
+    norms, pending = [], 0
+    for k, loss in enumerate(losses):  # each loss is built lazily, so one micro-batch's graph lives at a time
+        last_of_group = (k + 1) % optim.grad_accum == 0
+        with contextlib.nullcontext() if last_of_group else strategy.no_sync():
+            strategy.backward(loss)
+        pending += 1
+        if last_of_group:
+            norms.append(strategy.step())
+            pending = 0
+    if pending:
+        norms.append(strategy.step())
+    return norms
+
+
+def _sequence_logps(module, prompt, prompt_mask, ids, mask) -> torch.Tensor:
+    logits, _ = module(prompt, prompt_mask, ids, mask)
+    return (token_logprobs(logits, ids) * mask).sum(dim=-1)  # (B,)
+
+
+def dpo_update(strategy: Strategy, batch: pa.Table, cfg: DPOConfig, optim: OptimConfig, pad_id: int,
+               seed: int) -> dict[str, float]:
+    """``cfg.epochs`` passes of DPO over this rank's rows; metrics averaged over micro-batches."""
+    prompt, prompt_mask = tokens(batch, "prompt_token_ids", pad_id, side="left")
+    chosen, chosen_mask = tokens(batch, "chosen_token_ids", pad_id)
+    rejected, rejected_mask = tokens(batch, "rejected_token_ids", pad_id)
+    ref_chosen = torch.as_tensor(batch.column("ref_chosen_logps").to_numpy(), dtype=torch.float32)
+    ref_rejected = torch.as_tensor(batch.column("ref_rejected_logps").to_numpy(), dtype=torch.float32)
+    rows, valid = rank_rows(batch.num_rows, strategy.rank, strategy.world_size)
+    log: list[dict[str, torch.Tensor]] = []
+
+    def losses():
+        for epoch in range(cfg.epochs):
+            for idx, ok in micro_batches(rows, valid, optim.micro_batch_size, derive_seed(seed, "dpo", epoch)):
+                i = torch.as_tensor(idx)
+                pc = _sequence_logps(strategy.module, prompt[i], prompt_mask[i], chosen[i], chosen_mask[i])
+                pr = _sequence_logps(strategy.module, prompt[i], prompt_mask[i], rejected[i], rejected_mask[i])
+                keep = torch.as_tensor(ok)
+                if not keep.any():  # a padding-only micro-batch still joins the all-reduce, with no gradient
+                    yield (pc.sum() + pr.sum()) * 0.0
+                    continue
+                loss, metrics = dpo_loss(pc[keep], pr[keep], ref_chosen[i][keep], ref_rejected[i][keep], cfg.beta,
+                                         kind=cfg.kind, label_smoothing=cfg.label_smoothing)
+                log.append(metrics | {"loss": loss.detach()})
+                yield loss
+
+    norms = _accumulate(strategy, optim, losses())
+    return _summarise(log, norms)
+
+
+def _summarise(log: list[dict[str, torch.Tensor]], norms: list[float]) -> dict[str, float]:
+    out = {k: float(torch.stack([m[k] for m in log]).float().mean()) for k in (log[0] if log else {})}
+    out["grad_norm"] = float(np.mean(norms)) if norms else 0.0
+    return out
+
+
+def _advantages(module, t: dict[str, torch.Tensor], cfg: PPOConfig, kl_coef: float) -> dict[str, torch.Tensor]:
+    """Old values, per-token KL to the reference, shaped token rewards, GAE advantages and returns."""
+    with torch.no_grad():
+        _, old_values = module(t["prompt"], t["prompt_mask"], t["ids"], t["mask"])
+    mask = t["mask"].float()
+    kl = kl_penalty(t["old_logprobs"], t["ref_logprobs"], cfg.kl_kind) * mask  # (B, T)
+    reward = t["reward"].clamp(-cfg.reward_clip, cfg.reward_clip) if cfg.reward_clip > 0 else t["reward"]
+    rewards = token_level_rewards(reward, kl, kl_coef, mask)  # (B, T)
+    advantages, returns = gae(rewards, old_values * mask, mask, cfg.gamma, cfg.lam)
+    if cfg.whiten_advantages:
+        advantages = whiten(advantages, mask)
+    return {"old_values": old_values * mask, "advantages": advantages, "returns": returns, "kl": kl}
+
+
+def _ppo_tensors(batch: pa.Table, pad_id: int) -> dict[str, torch.Tensor]:
+    prompt, prompt_mask = tokens(batch, "prompt_token_ids", pad_id, side="left")
+    ids, mask = tokens(batch, "token_ids", pad_id)
+    return {"prompt": prompt, "prompt_mask": prompt_mask, "ids": ids, "mask": mask,
+            "old_logprobs": floats(batch, "old_logprobs"), "ref_logprobs": floats(batch, "ref_logprobs"),
+            "reward": torch.as_tensor(batch.column("reward").to_numpy(), dtype=torch.float32)}
+
+
+def ppo_update(strategy: Strategy, batch: pa.Table, cfg: PPOConfig, optim: OptimConfig, pad_id: int, seed: int,
+               kl_coef: float) -> dict[str, float]:
+    """``cfg.epochs`` passes of clipped PPO with a value head over this rank's rows of an experience batch."""
+    rows, valid = rank_rows(batch.num_rows, strategy.rank, strategy.world_size)
+    t = _ppo_tensors(batch.take(pa.array(rows)), pad_id)
+    t["mask"] = t["mask"] & torch.as_tensor(valid)[:, None]  # weight-0 repeats carry no token
+    t |= _advantages(strategy.module, t, cfg, kl_coef)
+    local = np.arange(len(rows))
+    log: list[dict[str, torch.Tensor]] = []
+
+    def losses():
+        for epoch in range(cfg.epochs):
+            for idx, _ in micro_batches(local, valid, optim.micro_batch_size, derive_seed(seed, "ppo", epoch)):
+                m = {k: v[torch.as_tensor(idx)] for k, v in t.items()}
+                mask = m["mask"].float()
+                logits, values = strategy.module(m["prompt"], m["prompt_mask"], m["ids"], m["mask"])
+                logprobs = token_logprobs(logits, m["ids"])
+                pg_loss, pg_metrics = ppo_policy_loss(logprobs, m["old_logprobs"], m["advantages"], mask, cfg.clip_eps)
+                vf_loss, vf_metrics = value_loss(values, m["old_values"], m["returns"], mask, cfg.value_clip_eps)
+                entropy = entropy_bonus(logits.float(), mask)
+                loss = pg_loss + cfg.vf_coef * vf_loss - cfg.entropy_coef * entropy
+                log.append(pg_metrics | vf_metrics | {"pg_loss": pg_loss.detach(), "vf_loss": vf_loss.detach(),
+                                                      "entropy": entropy.detach()})
+                yield loss
+
+    norms = _accumulate(strategy, optim, losses())
+    out = _summarise(log, norms)
+    mask = t["mask"].float()
+    out["kl_to_ref"] = float(masked_mean(t["kl"], mask))
+    out["reward_mean"] = float(t["reward"][torch.as_tensor(valid)].mean())
+    return out
