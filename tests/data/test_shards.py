@@ -25,6 +25,15 @@ EXTRA = {
         {"prompt_id": "p1", "candidate_id": "c1", "prompt_token_ids": [1, 4], "token_ids": [7],
          "old_logprobs": [-0.5], "ref_logprobs": [-0.5], "values": None, "reward": -1.0, "policy_version": 3},
     ],
+    "token_sequences": [
+        {"prompt_id": "p1", "candidate_id": "c0", "prompt_token_ids": [1, 3, 4], "token_ids": [5, 9, 2]},
+    ],
+    "preference_batch": [
+        {"prompt_id": "p1", "prompt_token_ids": [1, 3, 4], "chosen_token_ids": [5, 9, 2], "rejected_token_ids": [7, 2],
+         "ref_chosen_logps": -4.5, "ref_rejected_logps": -3.25},
+        {"prompt_id": None, "prompt_token_ids": [1, 3], "chosen_token_ids": [6, 2], "rejected_token_ids": [8, 8, 2],
+         "ref_chosen_logps": -2.0, "ref_rejected_logps": -6.0},
+    ],
     "judge_items": [
         {"prompt_id": "p1", "candidate_id": "c0", "prompt": "How long is the Vell?",
          "candidate": "The Vell is 340 km long.",
