@@ -25,9 +25,10 @@ class WeightStore:
 
     def publish(self, version: int, payload: WeightPayload) -> int:
         """Record ``version``; inside an actor the payload is put into the object store, owned here."""
-        if version <= self._version:
-            raise ValueError(f"version {version} published after {self._version}: versions must increase; "
+        if version < self._version:
+            raise ValueError(f"version {version} published after {self._version}: versions must not go back; "
                              "fix: publish with the learner's update count")
+        # The same version again is a restarted learner republishing what it holds: keep the newer copy.
         self._version, self._box = version, [_own(payload)]
         return version
 

@@ -29,6 +29,20 @@ VALUE_HEAD = "value_head.pt"
 OPTIMIZER = "optimizer.pt"
 
 
+def reduce_metrics(metrics: dict[str, float], world_size: int) -> dict[str, float]:
+    """Each metric averaged over the data-parallel ranks (every rank saw a different shard)."""
+    if world_size <= 1 or not metrics:
+        return metrics
+    import torch.distributed as dist
+
+    keys = sorted(metrics)
+    values = torch.tensor([float(metrics[k]) for k in keys], dtype=torch.float64)
+    if dist.get_backend() == "nccl":
+        values = values.cuda()
+    dist.all_reduce(values)
+    return {k: float(v) / world_size for k, v in zip(keys, values.cpu().tolist())}
+
+
 def make_strategy(module, cfg: LearnerConfig, rank: int, world_size: int) -> Strategy:
     if cfg.strategy == "deepspeed":
         return DeepSpeedStrategy(module, cfg.optim, cfg.deepspeed, rank, world_size)
@@ -51,7 +65,8 @@ class PolicyLearner:
             self._restore_module(module, Path(resume_from))
         self.tokenizer = load_tokenizer(self.model_dir)
         self.strategy = make_strategy(module, cfg, rank, world_size)
-        if resume_from and (Path(resume_from) / OPTIMIZER).is_file():
+        # DeepSpeed: ZeRO partitions the optimizer state, so its checkpoints (and resumes) carry weights only.
+        if resume_from and cfg.strategy != "deepspeed" and (Path(resume_from) / OPTIMIZER).is_file():
             self.strategy.load_optimizer_state(torch.load(Path(resume_from) / OPTIMIZER, weights_only=False))
         self.version = int(state.get("version", 0))
         p = cfg.ppo
@@ -86,7 +101,7 @@ class PolicyLearner:
             metrics["kl_coef"] = self.kl.value
             self.kl.update(metrics["kl_to_ref"], batch.num_rows)
         self.version += 1
-        return metrics | {"version": float(self.version)}
+        return reduce_metrics(metrics, self.strategy.world_size) | {"version": float(self.version)}
 
     def save(self, out_dir: str | Path) -> Path:
         """A checkpoint: the HF policy directory (or peft adapter), value head, optimizer, version and KL state.

@@ -8,6 +8,8 @@ batch; ``no_sync()`` skips DDP's all-reduce on the micro-batches before the last
 from __future__ import annotations
 
 import contextlib
+import os
+from pathlib import Path
 from typing import Any, ContextManager, Iterator, Protocol
 
 import torch
@@ -94,8 +96,20 @@ class DDPStrategy(LocalStrategy):
         return self.module.module
 
 
+# DeepSpeed JIT-builds its CPU shared-memory op (``deepspeed_shm_comm``, ≈37 s) at every engine start;
+# torch caches the build here, so only the first start on a machine pays (CI: cache this folder).
+EXTENSIONS_DIR = Path("~/.cache/ouro-ray/torch_extensions")
+TESTED_DEEPSPEED = "0.19.8"
+
+
 def deepspeed_config(ds: DeepSpeedConfig, optim: OptimConfig, world_size: int) -> dict[str, Any]:
-    """DeepSpeed's JSON config from ours (batch sizes per worker, ZeRO stage, offload, bf16)."""
+    """DeepSpeed's JSON config from ours (batch sizes per worker, ZeRO stage, offload, bf16).
+
+    ``managed_gradient_accumulation: false`` hands the accumulation boundary to us: ``backward``
+    only accumulates and every ``engine.step()`` reduces and updates, so DeepSpeed steps exactly
+    where ``updates._accumulate`` calls ``step()`` (a short last group included). The loss is
+    still divided by ``gradient_accumulation_steps``, as ``LocalStrategy`` does.
+    """
     zero: dict[str, Any] = {"stage": ds.stage}
     if ds.offload_optimizer:
         zero["offload_optimizer"] = {"device": "cpu"}
@@ -105,6 +119,7 @@ def deepspeed_config(ds: DeepSpeedConfig, optim: OptimConfig, world_size: int) -
         "train_micro_batch_size_per_gpu": optim.micro_batch_size,
         "gradient_accumulation_steps": optim.grad_accum,
         "train_batch_size": optim.micro_batch_size * optim.grad_accum * world_size,
+        "managed_gradient_accumulation": False,
         "gradient_clipping": optim.max_grad_norm,
         "zero_optimization": zero,
         "bf16": {"enabled": ds.bf16},
@@ -113,16 +128,50 @@ def deepspeed_config(ds: DeepSpeedConfig, optim: OptimConfig, world_size: int) -
     }
 
 
+def _import_deepspeed():
+    """deepspeed, with the JIT cache pinned and the unmanaged accumulation this strategy relies on."""
+    os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(EXTENSIONS_DIR.expanduser()))
+    import deepspeed
+    from deepspeed.runtime import constants
+
+    if not hasattr(constants, "MANAGED_GRADIENT_ACCUMULATION"):
+        raise RuntimeError(f"learner.strategy = deepspeed needs DeepSpeed's managed_gradient_accumulation "
+                           f"(unmanaged accumulation for ZeRO 1-3); deepspeed {deepspeed.__version__} lacks it; "
+                           f"fix: pip install 'deepspeed>={TESTED_DEEPSPEED}'")
+    return deepspeed
+
+
+def _init_process_group(deepspeed, rank: int, world_size: int) -> None:
+    """Use the group Ray Train set up; a lone in-process learner gets a one-process gloo group."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        return  # DeepSpeed wraps the existing group (gloo on CPU: there is no oneCCL here)
+    if world_size != 1:
+        raise RuntimeError(f"learner.strategy = deepspeed on rank {rank} of {world_size} found no process group; "
+                           "fix: run it under Ray Train (learner.num_workers >= 1), which sets one up")
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    deepspeed.init_distributed(dist_backend=backend, auto_mpi_discovery=False, init_method=f"tcp://127.0.0.1:{port}",
+                               rank=0, world_size=1, verbose=False)
+
+
 class DeepSpeedStrategy:
     """DeepSpeed ZeRO 1/2/3 on the process group Ray Train set up (gloo on CPU, nccl on GPU).
 
     A torch AdamW is handed to ``deepspeed.initialize`` so no fused/CPU Adam kernel is JIT-built
-    (see MEASURED.md); DeepSpeed accumulates gradients and steps at the accumulation boundary.
+    (see MEASURED.md). Accumulation is ours (see :func:`deepspeed_config`): ``backward`` per
+    micro-batch, ``step`` at our boundary. ZeRO partitions the optimizer state across ranks, so
+    :meth:`optimizer_state` is refused; checkpoints carry the weights only.
     """
 
     def __init__(self, module: nn.Module, optim: OptimConfig, ds: DeepSpeedConfig, rank: int, world_size: int):
-        import deepspeed
-
+        deepspeed = _import_deepspeed()
+        _init_process_group(deepspeed, rank, world_size)
         self.rank, self.world_size, self.cfg = rank, world_size, optim
         optimizer = make_optimizer(module.parameters(), optim)
         self.engine, self.optimizer, _, _ = deepspeed.initialize(
@@ -130,22 +179,23 @@ class DeepSpeedStrategy:
         self.module, self.stage = self.engine, ds.stage
 
     def backward(self, loss: torch.Tensor) -> None:
-        self.engine.backward(loss)
-        self.engine.step()  # a no-op except at the accumulation boundary
+        self.engine.backward(loss)  # divides by grad_accum; ZeRO 2/3 reduce-scatter here, every rank in step
 
     def step(self) -> float:
+        """Reduce, clip, update; the global gradient norm before clipping (as ``clip_grad_norm_`` gives)."""
+        self.engine.step()
         norm = self.engine.get_global_grad_norm()
         return float(norm) if norm is not None else 0.0
 
     def no_sync(self) -> ContextManager:
-        return contextlib.nullcontext()
+        return contextlib.nullcontext()  # unmanaged accumulation already defers the step
 
     def unwrapped(self) -> nn.Module:
         return self.engine.module
 
     @contextlib.contextmanager
     def gathered(self) -> Iterator[None]:
-        """Full parameters on every rank for the duration (ZeRO-3 partitions them)."""
+        """Full parameters on every rank for the duration (ZeRO-3 partitions them); call on every rank."""
         if self.stage != 3:
             yield
             return
@@ -155,7 +205,9 @@ class DeepSpeedStrategy:
             yield
 
     def optimizer_state(self) -> dict[str, Any]:
-        return self.optimizer.state_dict()
+        raise NotImplementedError("ZeRO partitions the optimizer state across ranks; a DeepSpeed checkpoint "
+                                  "keeps the weights and the optimizer restarts on resume")
 
     def load_optimizer_state(self, state: dict[str, Any]) -> None:
-        self.optimizer.load_state_dict(state)
+        raise NotImplementedError("a DeepSpeed learner cannot take a whole-optimizer state dict (ZeRO "
+                                  "partitions it); resume restores the weights only")

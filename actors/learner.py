@@ -1,0 +1,123 @@
+"""Stage 6, Update: the persistent learner on Ray Train.
+
+One ``TorchTrainer.fit()`` runs for the whole run in a driver thread. Its workers (DDP over gloo on
+CPU, nccl on GPU, or DeepSpeed ZeRO) each build a :class:`PolicyLearner` once, then loop: take the
+next task from a ``LearnerChannel`` actor, read the batch (one object, zero-copy on every worker),
+update, publish the new weights version to the weight store (rank 0), report metrics (and, every
+``checkpoint_every`` updates, a checkpoint) through Ray Train, and answer the driver. So the model,
+the optimizer state and the process group live across rounds; a batch costs one round trip, not a
+new trainer. ``num_workers: 0`` runs the same ``PolicyLearner`` in the driver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from actors.weights import publish_weights
+from ouro_ray.learner.learner import PolicyLearner
+
+
+class LearnerChannel:
+    """Tasks from the driver to every learner worker (each reads every task), results back (async actor)."""
+
+    def __init__(self) -> None:
+        self.tasks: list[dict[str, Any]] = []
+        self.results: dict[int, dict[str, Any]] = {}
+        self._changed = asyncio.Condition()
+
+    async def submit(self, task: dict[str, Any]) -> int:
+        async with self._changed:
+            self.tasks.append(task)
+            self._changed.notify_all()
+            return len(self.tasks) - 1
+
+    async def next_task(self, index: int, timeout_s: float) -> dict[str, Any] | None:
+        """Task ``index`` once the driver has sent it (None after ``timeout_s``: ask again)."""
+        async with self._changed:
+            try:
+                await asyncio.wait_for(self._changed.wait_for(lambda: len(self.tasks) > index), timeout_s)
+            except asyncio.TimeoutError:
+                return None
+            return self.tasks[index]
+
+    async def finish(self, index: int, result: dict[str, Any]) -> None:
+        async with self._changed:
+            self.results[index] = result
+            self.tasks[index] = {"kind": "done"}  # drop the batch reference: the object can be freed
+            self._changed.notify_all()
+
+    async def result(self, index: int, timeout_s: float) -> dict[str, Any] | None:
+        async with self._changed:
+            try:
+                await asyncio.wait_for(self._changed.wait_for(lambda: index in self.results), timeout_s)
+            except asyncio.TimeoutError:
+                return None
+            return self.results.pop(index)
+
+
+def _publish(learner: PolicyLearner, store: Any, rank: int) -> None:
+    with learner.strategy.gathered():  # ZeRO-3: every rank takes part in gathering the parameters
+        if rank == 0 and store is not None:
+            publish_weights(store, learner.policy, learner.version)
+
+
+def _checkpoint(learner: PolicyLearner, task: dict[str, Any]):
+    import ray.train
+
+    if not task.get("checkpoint"):
+        return None
+    path = learner.save(Path(tempfile.mkdtemp(prefix="ouro-ckpt-")))
+    return ray.train.Checkpoint.from_directory(str(path)) if learner.rank == 0 else None
+
+
+def _resume_dir(config: dict[str, Any]) -> str | None:
+    """Ray Train's checkpoint after a worker-group restart, else the run's latest (found by the driver)."""
+    import ray.train
+
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is None:
+        return config.get("resume_from")
+    local = Path(tempfile.mkdtemp(prefix="ouro-resume-"))
+    checkpoint.to_directory(str(local))
+    return str(local)
+
+
+def learner_loop(config: dict[str, Any]) -> None:
+    """The Ray Train worker loop (module level, so workers import it by name)."""
+    import ray
+    import ray.train
+    import torch
+
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    device = f"cuda:{torch.cuda.current_device()}" if torch.cuda.is_available() else "cpu"
+    learner = PolicyLearner(config["cfg"], config["model_dir"], seed=config["seed"], rank=rank, world_size=world,
+                            device=device, resume_from=_resume_dir(config))
+    channel, store, index = config["channel"], config["store"], config["start_index"]
+    _publish(learner, store, rank)  # a (re)started learner republishes what it holds
+    while True:
+        task = ray.get(channel.next_task.remote(index, 5.0), timeout=60)
+        if task is None:
+            continue
+        if task["kind"] == "stop":
+            return
+        try:
+            metrics = learner.update(ray.get(task["box"][0], timeout=600), producer=task.get("producer", "the driver"))
+            _publish(learner, store, rank)
+            ray.train.report(metrics, checkpoint=_checkpoint(learner, task))
+        except Exception as exc:
+            if rank == 0:
+                ray.get(channel.finish.remote(index, {"error": f"{type(exc).__name__}: {exc}"}), timeout=60)
+            raise
+        if rank == 0:
+            ray.get(channel.finish.remote(index, metrics), timeout=60)
+        index += 1
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The newest checkpoint directory Ray Train (or the in-process learner) wrote under ``run_dir``."""
+    found = [p for p in run_dir.glob("checkpoint_*") if (p / "learner_state.json").is_file()]
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None

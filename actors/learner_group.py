@@ -1,0 +1,142 @@
+"""The driver's handle on the learner: ``update(batch) -> metrics``, in process or on Ray Train.
+
+Checkpoints live under ``<storage_path>/<name>/checkpoint_*``; building a group with the same
+storage path and name resumes from the newest one (model, optimizer, version, KL state).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from actors.group import role_error
+from actors.learner import LearnerChannel, latest_checkpoint, learner_loop
+from actors.weights import publish_weights
+from ouro_ray.config.learner import LearnerConfig
+from ouro_ray.learner.learner import PolicyLearner
+
+log = logging.getLogger(__name__)
+
+
+class LearnerError(RuntimeError):
+    """An update failed on the learner workers (the message carries their error)."""
+
+
+class LearnerGroup:
+    """Stage 6's learner, alive across rounds; publishes every new version to ``weight_store``."""
+
+    def __init__(self, cfg: LearnerConfig, model_dir: str, *, storage_path: str, seed: int = 0,
+                 weight_store: Any = None, name: str = "learner", prefix: str = "ouro"):
+        self.cfg, self.store, self.version = cfg, weight_store, 0
+        self.run_dir = Path(storage_path).expanduser().absolute() / name
+        self.submitted = 0
+        resume = latest_checkpoint(self.run_dir)
+        if cfg.num_workers == 0:
+            self._local = PolicyLearner(cfg, model_dir, seed=seed, resume_from=str(resume) if resume else None)
+            self.version = self._local.version
+            if weight_store is not None:
+                publish_weights(weight_store, self._local.policy, self.version)
+            return
+        self._local = None
+        self._start_trainer(model_dir, seed, name, prefix, resume)
+
+    def _start_trainer(self, model_dir: str, seed: int, name: str, prefix: str, resume: Path | None) -> None:
+        import ray
+        from ray.train import CheckpointConfig, RunConfig, ScalingConfig
+        from ray.train.torch import TorchConfig, TorchTrainer
+
+        cfg = self.cfg
+        use_gpu = cfg.use_gpu == "yes" or (cfg.use_gpu == "auto" and ray.cluster_resources().get("GPU", 0) > 0)
+        self.channel = ray.remote(LearnerChannel).options(name=f"{prefix}/learner-channel", num_cpus=0).remote()
+        trainer = TorchTrainer(
+            learner_loop,
+            train_loop_config={"cfg": cfg, "model_dir": str(model_dir), "seed": seed, "channel": self.channel,
+                               "store": self.store, "start_index": 0,
+                               "resume_from": str(resume) if resume else None},
+            scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=use_gpu,
+                                         resources_per_worker={"CPU": cfg.num_cpus_per_worker}),
+            run_config=RunConfig(name=name, storage_path=str(self.run_dir.parent),
+                                 checkpoint_config=CheckpointConfig(num_to_keep=cfg.keep_checkpoints)),
+            torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
+        )
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._fit, args=(trainer,), name="ouro-learner", daemon=True)
+        self._thread.start()
+        if resume is not None:
+            import json
+
+            self.version = json.loads((resume / "learner_state.json").read_text())["version"]
+
+    def _fit(self, trainer) -> None:
+        try:
+            trainer.fit()
+        except BaseException as exc:  # surfaced by the next update()
+            self._failure = exc
+
+    def update(self, batch: pa.Table, producer: str = "the driver") -> dict[str, float]:
+        """One update on ``batch``; the new version is published before this returns."""
+        self.submitted += 1
+        checkpoint = self.submitted % self.cfg.checkpoint_every == 0
+        if self._local is not None:
+            return self._update_local(batch, producer, checkpoint)
+        import ray
+
+        task = {"kind": self.cfg.algo, "box": [ray.put(batch)], "checkpoint": checkpoint, "producer": producer}
+        index = ray.get(self.channel.submit.remote(task), timeout=60)
+        result = self._wait(index)
+        if "error" in result:
+            raise role_error(LearnerError(result["error"]), "learner", "ray-train/rank-0", "update")
+        self.version = int(result["version"])
+        return result
+
+    def _wait(self, index: int) -> dict[str, Any]:
+        import ray
+
+        deadline = time.monotonic() + self.cfg.call_timeout_s
+        while time.monotonic() < deadline:
+            if self._failure is not None or not self._thread.is_alive():
+                raise LearnerError(f"the Ray Train learner stopped: {self._failure!r}") from self._failure
+            result = ray.get(self.channel.result.remote(index, 2.0), timeout=30)
+            if result is not None:
+                return result
+        raise TimeoutError(f"learner update {index} gave no answer within {self.cfg.call_timeout_s:g} s; "
+                           "fix: raise learner.call_timeout_s or look at the Ray Train workers on the dashboard")
+
+    def _update_local(self, batch: pa.Table, producer: str, checkpoint: bool) -> dict[str, float]:
+        try:
+            metrics = self._local.update(batch, producer)
+        except Exception as exc:
+            raise role_error(exc, "learner", "local", "update")
+        self.version = self._local.version
+        if self.store is not None:
+            publish_weights(self.store, self._local.policy, self.version)
+        if checkpoint:
+            self._save_local()
+        return metrics
+
+    def _save_local(self) -> Path:
+        path = self._local.save(self.run_dir / f"checkpoint_{self.version:06d}")
+        kept = sorted(self.run_dir.glob("checkpoint_*"), key=lambda p: p.stat().st_mtime)
+        for old in kept[: -self.cfg.keep_checkpoints]:
+            shutil.rmtree(old, ignore_errors=True)
+        return path
+
+    def latest_checkpoint(self) -> Path | None:
+        return latest_checkpoint(self.run_dir)
+
+    def close(self, timeout_s: float = 120.0) -> None:
+        """Stop the workers (they finish the current task) and wait for ``fit`` to return."""
+        if self._local is not None:
+            self._local = None
+            return
+        import ray
+
+        ray.get(self.channel.submit.remote({"kind": "stop"}), timeout=60)
+        self._thread.join(timeout_s)
+        ray.kill(self.channel)
