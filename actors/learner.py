@@ -105,7 +105,8 @@ def learner_loop(config: dict[str, Any]) -> None:
         if task["kind"] == "stop":
             return
         try:
-            metrics = learner.update(ray.get(task["box"][0], timeout=600), producer=task.get("producer", "the driver"))
+            ptx = ray.get(task["ptx"][0], timeout=600) if task.get("ptx") else None
+            metrics = learner.update(ray.get(task["box"][0], timeout=600), task.get("producer", "the driver"), ptx)
             _publish(learner, store, rank)
             ray.train.report(metrics, checkpoint=_checkpoint(learner, task))
         except Exception as exc:

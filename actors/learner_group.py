@@ -79,15 +79,16 @@ class LearnerGroup:
         except BaseException as exc:  # surfaced by the next update()
             self._failure = exc
 
-    def update(self, batch: pa.Table, producer: str = "the driver") -> dict[str, float]:
-        """One update on ``batch``; the new version is published before this returns."""
+    def update(self, batch: pa.Table, producer: str = "the driver", ptx: pa.Table | None = None) -> dict[str, float]:
+        """One update on ``batch`` (and PPO-ptx rows ``ptx``); the new version is published before this returns."""
         self.submitted += 1
         checkpoint = self.submitted % self.cfg.checkpoint_every == 0
         if self._local is not None:
-            return self._update_local(batch, producer, checkpoint)
+            return self._update_local(batch, producer, checkpoint, ptx)
         import ray
 
-        task = {"kind": self.cfg.algo, "box": [ray.put(batch)], "checkpoint": checkpoint, "producer": producer}
+        task = {"kind": self.cfg.algo, "box": [ray.put(batch)], "checkpoint": checkpoint, "producer": producer,
+                "ptx": None if ptx is None else [ray.put(ptx)]}
         index = ray.get(self.channel.submit.remote(task), timeout=60)
         result = self._wait(index)
         if "error" in result:
@@ -108,9 +109,9 @@ class LearnerGroup:
         raise TimeoutError(f"learner update {index} gave no answer within {self.cfg.call_timeout_s:g} s; "
                            "fix: raise learner.call_timeout_s or look at the Ray Train workers on the dashboard")
 
-    def _update_local(self, batch: pa.Table, producer: str, checkpoint: bool) -> dict[str, float]:
+    def _update_local(self, batch: pa.Table, producer: str, checkpoint: bool, ptx: pa.Table | None) -> dict[str, float]:
         try:
-            metrics = self._local.update(batch, producer)
+            metrics = self._local.update(batch, producer, ptx)
         except Exception as exc:
             raise role_error(exc, "learner", "local", "update")
         self.version = self._local.version

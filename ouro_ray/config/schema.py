@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from ouro_ray.config.fields import param
 from ouro_ray.config.judges import JudgesConfig
+from ouro_ray.config.learner import LearnerConfig
 from ouro_ray.config.roles import ReferenceConfig, RewardModelConfig, RolloutConfig
 from ouro_ray.world.config import WorldConfig
 
@@ -54,3 +55,4 @@ class OuroConfig:
     reference: ReferenceConfig = param(factory=ReferenceConfig, doc="the frozen reference policy")
     reward_model: RewardModelConfig = param(factory=RewardModelConfig, doc="the learned reward model")
     judges: JudgesConfig = param(factory=JudgesConfig, doc="stage 5: rule, AI and HTTP judges and their elastic group")
+    learner: LearnerConfig = param(factory=LearnerConfig, doc="stage 6: the DPO/PPO learner on Ray Train")

@@ -74,8 +74,9 @@ def _aligned_rewards(candidates: pa.Table, rewards: pa.Table | np.ndarray) -> pa
         return pc.cast(values, pa.float32()).combine_chunks()
     array = np.asarray(rewards, dtype=np.float32)
     if array.shape != (candidates.num_rows,):
-        raise ValueError(f"rewards has shape {array.shape} but there are {candidates.num_rows} candidates; fix: pass "
-                         "one reward per candidate row, in candidate order, or a table keyed by prompt_id, candidate_id")
+        raise ValueError(f"rewards has shape {array.shape} but there are {candidates.num_rows} candidates; fix: "
+                         "pass one reward per candidate row, in candidate order, or a table keyed by "
+                         "prompt_id, candidate_id")
     return pa.array(array)
 
 

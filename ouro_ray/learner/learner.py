@@ -87,8 +87,11 @@ class PolicyLearner:
         """The HF policy (peft-wrapped with LoRA), unwrapped from DDP / DeepSpeed."""
         return self.strategy.unwrapped().policy
 
-    def update(self, batch: pa.Table, producer: str = "the driver") -> dict[str, float]:
-        """One update on ``batch`` (``preference_batch`` for DPO, ``experience`` for PPO); bumps the version."""
+    def update(self, batch: pa.Table, producer: str = "the driver", ptx: pa.Table | None = None) -> dict[str, float]:
+        """One update on ``batch`` (``preference_batch`` for DPO, ``experience`` for PPO); bumps the version.
+
+        ``ptx``: pretraining rows (``token_sequences``) for PPO-ptx when ``learner.ppo.ptx_coef > 0``.
+        """
         seed = derive_seed(self.seed, "update", self.version)
         pad = self.tokenizer.pad_token_id
         self.strategy.module.train()
@@ -97,7 +100,9 @@ class PolicyLearner:
             metrics = dpo_update(self.strategy, batch, self.cfg.dpo, self.cfg.optim, pad, seed)
         else:
             validate_batch(batch, "experience", producer)
-            metrics = ppo_update(self.strategy, batch, self.cfg.ppo, self.cfg.optim, pad, seed, self.kl.value)
+            if ptx is not None:
+                validate_batch(ptx, "token_sequences", producer)
+            metrics = ppo_update(self.strategy, batch, self.cfg.ppo, self.cfg.optim, pad, seed, self.kl.value, ptx)
             metrics["kl_coef"] = self.kl.value
             self.kl.update(metrics["kl_to_ref"], batch.num_rows)
         self.version += 1

@@ -16,8 +16,8 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from ouro_ray.algos import (dpo_loss, entropy_bonus, gae, kl_penalty, masked_mean, ppo_policy_loss, token_level_rewards,
-                            token_logprobs, value_loss, whiten)
+from ouro_ray.algos import (dpo_loss, entropy_bonus, gae, kl_penalty, masked_mean, ppo_policy_loss, ptx_loss,
+                            token_level_rewards, token_logprobs, value_loss, whiten)
 from ouro_ray.config.learner import DPOConfig, OptimConfig, PPOConfig
 from ouro_ray.learner.batches import floats, tokens
 from ouro_ray.learner.strategy import Strategy
@@ -120,9 +120,29 @@ def _ppo_tensors(batch: pa.Table, pad_id: int) -> dict[str, torch.Tensor]:
             "reward": torch.as_tensor(batch.column("reward").to_numpy(), dtype=torch.float32)}
 
 
+def _ptx_term(strategy: Strategy, ptx: dict[str, torch.Tensor], k: int, size: int, coef: float):
+    """PPO-ptx (InstructGPT eq. 2): the NLL of pretraining rows, micro-batch ``k`` of them, cyclically."""
+    n = ptx["ids"].shape[0]
+    i = torch.arange(k * size, (k + 1) * size) % n
+    logits, _ = strategy.module(ptx["prompt"][i], ptx["prompt_mask"][i], ptx["ids"][i], ptx["mask"][i])
+    return ptx_loss(token_logprobs(logits, ptx["ids"][i]), ptx["mask"][i].float(), coef)
+
+
 def ppo_update(strategy: Strategy, batch: pa.Table, cfg: PPOConfig, optim: OptimConfig, pad_id: int, seed: int,
-               kl_coef: float) -> dict[str, float]:
-    """``cfg.epochs`` passes of clipped PPO with a value head over this rank's rows of an experience batch."""
+               kl_coef: float, ptx: pa.Table | None = None) -> dict[str, float]:
+    """``cfg.epochs`` passes of clipped PPO with a value head over this rank's rows of an experience batch.
+
+    With ``cfg.ptx_coef > 0``, ``ptx`` (a ``token_sequences`` table of pretraining text) adds the
+    PPO-ptx term to every micro-batch's loss.
+    """
+    if cfg.ptx_coef > 0 and ptx is None:
+        raise ValueError("learner.ppo.ptx_coef > 0 but no pretraining batch was given; fix: pass ptx rows "
+                         "(a token_sequences table) with each update, or set learner.ppo.ptx_coef=0")
+    ptx_t = None
+    if ptx is not None and cfg.ptx_coef > 0:
+        p, pm = tokens(ptx, "prompt_token_ids", pad_id, side="left")
+        ids, mask = tokens(ptx, "token_ids", pad_id)
+        ptx_t = {"prompt": p, "prompt_mask": pm, "ids": ids, "mask": mask}
     rows, valid = rank_rows(batch.num_rows, strategy.rank, strategy.world_size)
     t = _ppo_tensors(batch.take(pa.array(rows)), pad_id)
     t["mask"] = t["mask"] & torch.as_tensor(valid)[:, None]  # weight-0 repeats carry no token
@@ -141,8 +161,12 @@ def ppo_update(strategy: Strategy, batch: pa.Table, cfg: PPOConfig, optim: Optim
                 vf_loss, vf_metrics = value_loss(values, m["old_values"], m["returns"], mask, cfg.value_clip_eps)
                 entropy = entropy_bonus(logits.float(), mask)
                 loss = pg_loss + cfg.vf_coef * vf_loss - cfg.entropy_coef * entropy
-                log.append(pg_metrics | vf_metrics | {"pg_loss": pg_loss.detach(), "vf_loss": vf_loss.detach(),
-                                                      "entropy": entropy.detach()})
+                extra = {}
+                if ptx_t is not None:
+                    ptx_term, extra = _ptx_term(strategy, ptx_t, len(log), optim.micro_batch_size, cfg.ptx_coef)
+                    loss = loss + ptx_term
+                log.append(pg_metrics | vf_metrics | extra | {"pg_loss": pg_loss.detach(), "vf_loss": vf_loss.detach(),
+                                                              "entropy": entropy.detach()})
                 yield loss
 
     norms = _accumulate(strategy, optim, losses())

@@ -172,7 +172,7 @@ def brevity_scores(candidates: pa.Table) -> pa.Table:
     n = candidates.num_rows
     return pa.table({
         "prompt_id": candidates.column("prompt_id"), "candidate_id": candidates.column("candidate_id"),
-        "scores": pa.array([[("brevity", float(r))] for r in reward.to_pylist()], SHARDS["scores"].column("scores").type),
+        "scores": pa.array([[("brevity", r)] for r in reward.to_pylist()], SHARDS["scores"].column("scores").type),
         "reward": pc.cast(reward, pa.float32()), "rater": pa.array(["rule"] * n), "teacher": pa.array(["brevity"] * n),
         "notes": pa.nulls(n, pa.string()),
     }, schema=SHARDS["scores"].schema)
@@ -231,9 +231,10 @@ def test_kl_to_the_reference_grows_but_stays_bounded(ppo_run):
     kls = [r["kl"] for r in ppo_run["rounds"]]
     assert abs(kls[0]) < 1e-4  # version 0 is the reference: same weights, same forward
     assert kls[-1] > 0.02  # the policy did move away from the reference
-    # Bound: 6 updates, each a trust-region step (clip ε = 0.2, i.e. |log ratio| ≲ 0.18 per sampled
-    # token before clipping stops the gradient), so 6 · 0.18 ≈ 1.1 nats/token would be the worst
-    # case; a KL penalty of 0.05 per nat should hold it well under that. Measured ≈ 0.3 at the end.
+    # Bound 0.6 nats/token: the sampled tokens stay on (geometric) average under e^0.6 ≈ 1.8 times
+    # likelier under the policy than under the reference, i.e. PPO's clipped steps (ε = 0.2) plus the
+    # KL penalty keep it a perturbation of the reference. Measured: 0.03 → 0.39 over the 6 updates;
+    # with a 10× learning rate the same run reaches 1.2 after 2 updates and 3.1 after 6, and fails.
     assert max(kls) < 0.6, [round(k, 3) for k in kls]
     reported = [r["metrics"]["kl_to_ref"] for r in ppo_run["rounds"][:-1]]
     np.testing.assert_allclose(reported, kls[:-1], atol=1e-4)  # the learner measures the same quantity
