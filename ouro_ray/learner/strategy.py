@@ -155,6 +155,7 @@ def _init_process_group(deepspeed, rank: int, world_size: int) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    os.environ.setdefault("LOCAL_RANK", "0")  # DeepSpeed's engine reads it; a launcher would have set it
     backend = "nccl" if torch.cuda.is_available() else "gloo"
     deepspeed.init_distributed(dist_backend=backend, auto_mpi_discovery=False, init_method=f"tcp://127.0.0.1:{port}",
                                rank=0, world_size=1, verbose=False)

@@ -1,5 +1,5 @@
-"""DeepSpeed ZeRO-2 and ZeRO-3 on Ray Train with 2 CPU workers (gloo): they learn, publish, checkpoint, and
-take exactly the steps DDP takes.
+"""DeepSpeed ZeRO on CPU: in process it takes exactly the plain learner's steps; ZeRO-2 and ZeRO-3 on Ray
+Train with 2 CPU workers (gloo) learn, publish, checkpoint, and take exactly the steps DDP takes.
 
 The first run on a machine JIT-builds DeepSpeed's CPU shared-memory op (about 40 s to 2 min on 2 cores);
 later runs load it from ``~/.cache/ouro-ray/torch_extensions`` (see ``ouro_ray.learner.strategy``).
@@ -21,14 +21,13 @@ from ouro_ray.config.learner import DeepSpeedConfig, DPOConfig, LearnerConfig, O
 from ouro_ray.models.load import load_causal_lm  # noqa: E402
 from ouro_ray.weights import named_tensors  # noqa: E402
 
-pytestmark = pytest.mark.ray
 UPDATES = 2
 
 
-def learner_cfg(strategy: str, stage: int = 2) -> LearnerConfig:
+def learner_cfg(strategy: str, stage: int = 2, num_workers: int = 2) -> LearnerConfig:
     # 54 training pairs over 2 ranks: 27 rows, 4 micro-batches of 8 per rank; grad_accum 3 makes
-    # groups of 3 and 1, so the short last group must step too (as in DDP).
-    return LearnerConfig(algo="dpo", num_workers=2, num_cpus_per_worker=0.5, strategy=strategy,
+    # groups of 3 and 1, so the short last group must step too (as in DDP). In process: 7 micro-batches.
+    return LearnerConfig(algo="dpo", num_workers=num_workers, num_cpus_per_worker=0.5, strategy=strategy,
                          deepspeed=DeepSpeedConfig(stage=stage),
                          optim=OptimConfig(lr=1e-3, micro_batch_size=8, grad_accum=3), dpo=DPOConfig(beta=0.1))
 
@@ -49,6 +48,17 @@ def run_updates(cfg: LearnerConfig, model_dir: str, batch, storage, prefix: str)
         ray.kill(store)
 
 
+def test_zero3_in_process_takes_the_plain_learners_steps(tiny_model_dir, preference_batches, tmp_path):
+    # The in-process DeepSpeed learner makes a one-process gloo group, which stays for the session.
+    train, _ = preference_batches
+    plain = LearnerGroup(learner_cfg("ddp", num_workers=0), tiny_model_dir, storage_path=str(tmp_path / "plain"))
+    zero3 = LearnerGroup(learner_cfg("deepspeed", 3, num_workers=0), tiny_model_dir, storage_path=str(tmp_path / "z3"))
+    for _ in range(UPDATES):
+        expected, got = plain.update(train), zero3.update(train)
+        for key in ("loss", "reward_margin", "grad_norm"):
+            np.testing.assert_allclose(got[key], expected[key], rtol=1e-4, err_msg=key)
+
+
 @pytest.fixture(scope="module")
 def ddp_metrics(ray_cluster, tiny_model_dir, preference_batches, tmp_path_factory):
     train, _ = preference_batches
@@ -56,6 +66,7 @@ def ddp_metrics(ray_cluster, tiny_model_dir, preference_batches, tmp_path_factor
     return metrics
 
 
+@pytest.mark.ray
 @pytest.mark.parametrize("stage", [2, 3])
 def test_zero_on_two_cpu_workers_learns_publishes_and_checkpoints_like_ddp(
         stage, ray_cluster, tiny_model_dir, preference_batches, ddp_metrics, tmp_path):
