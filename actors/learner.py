@@ -46,7 +46,7 @@ class LearnerChannel:
     async def finish(self, index: int, result: dict[str, Any]) -> None:
         async with self._changed:
             self.results[index] = result
-            self.tasks[index] = {"kind": "done"}  # drop the batch reference: the object can be freed
+            self.tasks[index] = {"kind": "done"}  # drop the batch references: the objects can be freed
             self._changed.notify_all()
 
     async def result(self, index: int, timeout_s: float) -> dict[str, Any] | None:
@@ -70,7 +70,9 @@ def _checkpoint(learner: PolicyLearner, task: dict[str, Any]):
     if not task.get("checkpoint"):
         return None
     path = learner.save(Path(tempfile.mkdtemp(prefix="ouro-ckpt-")))
-    return ray.train.Checkpoint.from_directory(str(path)) if learner.rank == 0 else None
+    # DeepSpeed: every rank holds a ZeRO partition, so every rank reports its files (merged by Ray Train).
+    sharded = learner.cfg.strategy == "deepspeed"
+    return ray.train.Checkpoint.from_directory(str(path)) if learner.rank == 0 or sharded else None
 
 
 def _resume_dir(config: dict[str, Any]) -> str | None:
@@ -83,6 +85,17 @@ def _resume_dir(config: dict[str, Any]) -> str | None:
     local = Path(tempfile.mkdtemp(prefix="ouro-resume-"))
     checkpoint.to_directory(str(local))
     return str(local)
+
+
+def _task_batch(task: dict[str, Any], rank: int):
+    """This worker's batch: the shared table (all rows; ranks pick theirs) or its Ray Data shard."""
+    import pyarrow as pa
+    import ray
+
+    if "shards" in task:
+        refs = task["shards"][rank].to_arrow_refs()
+        return pa.concat_tables(ray.get(refs, timeout=600)), task["shard_rows"]
+    return ray.get(task["box"][0], timeout=600), None
 
 
 def learner_loop(config: dict[str, Any]) -> None:
@@ -106,7 +119,8 @@ def learner_loop(config: dict[str, Any]) -> None:
             return
         try:
             ptx = ray.get(task["ptx"][0], timeout=600) if task.get("ptx") else None
-            metrics = learner.update(ray.get(task["box"][0], timeout=600), task.get("producer", "the driver"), ptx)
+            batch, shard_rows = _task_batch(task, rank)
+            metrics = learner.update(batch, task.get("producer", "the driver"), ptx, shard_rows)
             _publish(learner, store, rank)
             ray.train.report(metrics, checkpoint=_checkpoint(learner, task))
         except Exception as exc:

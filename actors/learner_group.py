@@ -24,6 +24,29 @@ from ouro_ray.learner.learner import PolicyLearner
 log = logging.getLogger(__name__)
 
 
+def _is_dataset(batch: Any) -> bool:
+    return not isinstance(batch, pa.Table) and hasattr(batch, "split") and hasattr(batch, "to_arrow_refs")
+
+
+def _as_table(batch: Any) -> pa.Table:
+    """An Arrow table from a table or a Ray Data dataset (in-process learner)."""
+    if not _is_dataset(batch):
+        return batch
+    import ray
+
+    return pa.concat_tables(ray.get(batch.to_arrow_refs(), timeout=600))
+
+
+def _dataset_task(dataset: Any, world: int) -> dict[str, Any]:
+    """One Ray Data shard per worker (a block each) and the longest shard's length, which every rank pads to."""
+    shards = dataset.repartition(world).split(world)
+    counts = [s.count() for s in shards]
+    if min(counts) == 0:
+        raise ValueError(f"a dataset of {sum(counts)} rows leaves a learner worker without rows; fix: send at least "
+                         f"learner.num_workers = {world} rows per update")
+    return {"shards": shards, "shard_rows": max(counts)}
+
+
 class LearnerError(RuntimeError):
     """An update failed on the learner workers (the message carries their error)."""
 
@@ -79,16 +102,21 @@ class LearnerGroup:
         except BaseException as exc:  # surfaced by the next update()
             self._failure = exc
 
-    def update(self, batch: pa.Table, producer: str = "the driver", ptx: pa.Table | None = None) -> dict[str, float]:
-        """One update on ``batch`` (and PPO-ptx rows ``ptx``); the new version is published before this returns."""
+    def update(self, batch: pa.Table | Any, producer: str = "the driver", ptx: pa.Table | None = None) -> dict[str, float]:
+        """One update; the new version is published before this returns.
+
+        ``batch`` is an Arrow table (one object; every worker reads its rows) or a Ray Data dataset
+        built from Arrow (``ray.data.from_arrow``), split across the workers. ``ptx``: PPO-ptx rows.
+        """
         self.submitted += 1
         checkpoint = self.submitted % self.cfg.checkpoint_every == 0
         if self._local is not None:
-            return self._update_local(batch, producer, checkpoint, ptx)
+            return self._update_local(_as_table(batch), producer, checkpoint, ptx)
         import ray
 
-        task = {"kind": self.cfg.algo, "box": [ray.put(batch)], "checkpoint": checkpoint, "producer": producer,
+        task = {"kind": self.cfg.algo, "checkpoint": checkpoint, "producer": producer,
                 "ptx": None if ptx is None else [ray.put(ptx)]}
+        task |= _dataset_task(batch, self.cfg.num_workers) if _is_dataset(batch) else {"box": [ray.put(batch)]}
         index = ray.get(self.channel.submit.remote(task), timeout=60)
         result = self._wait(index)
         if "error" in result:

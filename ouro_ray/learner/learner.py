@@ -26,7 +26,6 @@ from ouro_ray.seeding import derive_seed
 STATE_FILE = "learner_state.json"
 POLICY_DIR = "policy"
 VALUE_HEAD = "value_head.pt"
-OPTIMIZER = "optimizer.pt"
 
 
 def reduce_metrics(metrics: dict[str, float], world_size: int) -> dict[str, float]:
@@ -65,9 +64,8 @@ class PolicyLearner:
             self._restore_module(module, Path(resume_from))
         self.tokenizer = load_tokenizer(self.model_dir)
         self.strategy = make_strategy(module, cfg, rank, world_size)
-        # DeepSpeed: ZeRO partitions the optimizer state, so its checkpoints (and resumes) carry weights only.
-        if resume_from and cfg.strategy != "deepspeed" and (Path(resume_from) / OPTIMIZER).is_file():
-            self.strategy.load_optimizer_state(torch.load(Path(resume_from) / OPTIMIZER, weights_only=False))
+        if resume_from:
+            self.strategy.load_state(Path(resume_from))  # optimizer (DeepSpeed: this rank's ZeRO partition)
         self.version = int(state.get("version", 0))
         p = cfg.ppo
         self.kl = (AdaptiveKLController(state.get("kl_coef", p.kl_coef), p.kl_target, p.kl_horizon) if p.kl_target
@@ -87,33 +85,38 @@ class PolicyLearner:
         """The HF policy (peft-wrapped with LoRA), unwrapped from DDP / DeepSpeed."""
         return self.strategy.unwrapped().policy
 
-    def update(self, batch: pa.Table, producer: str = "the driver", ptx: pa.Table | None = None) -> dict[str, float]:
+    def update(self, batch: pa.Table, producer: str = "the driver", ptx: pa.Table | None = None,
+               shard_rows: int | None = None) -> dict[str, float]:
         """One update on ``batch`` (``preference_batch`` for DPO, ``experience`` for PPO); bumps the version.
 
         ``ptx``: pretraining rows (``token_sequences``) for PPO-ptx when ``learner.ppo.ptx_coef > 0``.
+        ``shard_rows``: ``batch`` is this rank's shard of a Ray Data split, padded to that many rows.
         """
         seed = derive_seed(self.seed, "update", self.version)
         pad = self.tokenizer.pad_token_id
         self.strategy.module.train()
         if self.cfg.algo == "dpo":
             validate_batch(batch, "preference_batch", producer)
-            metrics = dpo_update(self.strategy, batch, self.cfg.dpo, self.cfg.optim, pad, seed)
+            metrics = dpo_update(self.strategy, batch, self.cfg.dpo, self.cfg.optim, pad, seed, shard_rows)
         else:
             validate_batch(batch, "experience", producer)
             if ptx is not None:
                 validate_batch(ptx, "token_sequences", producer)
-            metrics = ppo_update(self.strategy, batch, self.cfg.ppo, self.cfg.optim, pad, seed, self.kl.value, ptx)
+            metrics = ppo_update(self.strategy, batch, self.cfg.ppo, self.cfg.optim, pad, seed, self.kl.value, ptx,
+                                 shard_rows)
             metrics["kl_coef"] = self.kl.value
-            self.kl.update(metrics["kl_to_ref"], batch.num_rows)
+            self.kl.update(metrics["kl_to_ref"], shard_rows * self.strategy.world_size if shard_rows else batch.num_rows)
         self.version += 1
         return reduce_metrics(metrics, self.strategy.world_size) | {"version": float(self.version)}
 
     def save(self, out_dir: str | Path) -> Path:
         """A checkpoint: the HF policy directory (or peft adapter), value head, optimizer, version and KL state.
 
-        Call on every rank (ZeRO-3 gathers parameters collectively); rank 0 writes.
+        Call on every rank (ZeRO-3 gathers parameters collectively; DeepSpeed saves each rank's
+        optimizer partition); rank 0 writes the rest.
         """
         out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
         with self.strategy.gathered():
             if self.rank == 0:
                 out.mkdir(parents=True, exist_ok=True)
@@ -122,9 +125,8 @@ class PolicyLearner:
                 head = self.strategy.unwrapped().value_head
                 if head is not None:
                     torch.save(head.state_dict(), out / VALUE_HEAD)
+        self.strategy.save_state(out)
         if self.rank == 0:
-            if self.cfg.strategy != "deepspeed":  # ZeRO partitions optimizer state across ranks
-                torch.save(self.strategy.optimizer_state(), out / OPTIMIZER)
             state: dict[str, Any] = {"version": self.version, "kl_coef": self.kl.value, "algo": self.cfg.algo,
                                      "base_model": self.model_dir}
             (out / STATE_FILE).write_text(json.dumps(state, indent=1))

@@ -17,6 +17,10 @@ from torch import nn
 
 from ouro_ray.config.learner import DeepSpeedConfig, OptimConfig
 
+OPTIMIZER_FILE = "optimizer.pt"
+DEEPSPEED_DIR = "deepspeed"
+DEEPSPEED_TAG = "ouro"
+
 
 class Strategy(Protocol):
     module: nn.Module
@@ -33,9 +37,9 @@ class Strategy(Protocol):
 
     def gathered(self) -> ContextManager: ...
 
-    def optimizer_state(self) -> dict[str, Any]: ...
+    def save_state(self, out: Path) -> None: ...
 
-    def load_optimizer_state(self, state: dict[str, Any]) -> None: ...
+    def load_state(self, root: Path) -> None: ...
 
 
 def make_optimizer(params, cfg: OptimConfig) -> torch.optim.Optimizer:
@@ -72,11 +76,14 @@ class LocalStrategy:
     def gathered(self) -> ContextManager:
         return contextlib.nullcontext()
 
-    def optimizer_state(self) -> dict[str, Any]:
-        return self.optimizer.state_dict()
+    def save_state(self, out: Path) -> None:
+        """The optimizer state (every rank holds all of it under DDP: rank 0 writes)."""
+        if self.rank == 0:
+            torch.save(self.optimizer.state_dict(), out / OPTIMIZER_FILE)
 
-    def load_optimizer_state(self, state: dict[str, Any]) -> None:
-        self.optimizer.load_state_dict(state)
+    def load_state(self, root: Path) -> None:
+        if (root / OPTIMIZER_FILE).is_file():
+            self.optimizer.load_state_dict(torch.load(root / OPTIMIZER_FILE, weights_only=False))
 
 
 class DDPStrategy(LocalStrategy):
@@ -161,20 +168,32 @@ def _init_process_group(deepspeed, rank: int, world_size: int) -> None:
                                rank=0, world_size=1, verbose=False)
 
 
+def _offload_adam(module: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
+    """DeepSpeed's CPU Adam (AdamW mode): ZeRO-Offload steps the optimizer on the CPU copy of the weights.
+
+    Its kernel is JIT-built once (≈50 s on this machine, cached in ``TORCH_EXTENSIONS_DIR``); a torch
+    AdamW would be refused by DeepSpeed for offload, and would be slow there anyway.
+    """
+    from deepspeed.ops.adam import DeepSpeedCPUAdam
+
+    params = [p for p in module.parameters() if p.requires_grad]
+    return DeepSpeedCPUAdam(params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay, adamw_mode=True)
+
+
 class DeepSpeedStrategy:
     """DeepSpeed ZeRO 1/2/3 on the process group Ray Train set up (gloo on CPU, nccl on GPU).
 
     A torch AdamW is handed to ``deepspeed.initialize`` so no fused/CPU Adam kernel is JIT-built
     (see MEASURED.md). Accumulation is ours (see :func:`deepspeed_config`): ``backward`` per
-    micro-batch, ``step`` at our boundary. ZeRO partitions the optimizer state across ranks, so
-    :meth:`optimizer_state` is refused; checkpoints carry the weights only.
+    micro-batch, ``step`` at our boundary. ZeRO partitions the optimizer state across ranks, so each
+    rank saves and loads its own partition (:meth:`save_state`).
     """
 
     def __init__(self, module: nn.Module, optim: OptimConfig, ds: DeepSpeedConfig, rank: int, world_size: int):
         deepspeed = _import_deepspeed()
         _init_process_group(deepspeed, rank, world_size)
         self.rank, self.world_size, self.cfg = rank, world_size, optim
-        optimizer = make_optimizer(module.parameters(), optim)
+        optimizer = _offload_adam(module, optim) if ds.offload_optimizer else make_optimizer(module.parameters(), optim)
         self.engine, self.optimizer, _, _ = deepspeed.initialize(
             model=module, optimizer=optimizer, config=deepspeed_config(ds, optim, world_size))
         self.module, self.stage = self.engine, ds.stage
@@ -205,10 +224,20 @@ class DeepSpeedStrategy:
         with deepspeed.zero.GatheredParameters(list(self.engine.module.parameters()), modifier_rank=None):
             yield
 
-    def optimizer_state(self) -> dict[str, Any]:
-        raise NotImplementedError("ZeRO partitions the optimizer state across ranks; a DeepSpeed checkpoint "
-                                  "keeps the weights and the optimizer restarts on resume")
+    def save_state(self, out: Path) -> None:
+        """Every rank writes its ZeRO partition of the optimizer (and engine) state under ``out/deepspeed``.
 
-    def load_optimizer_state(self, state: dict[str, Any]) -> None:
-        raise NotImplementedError("a DeepSpeed learner cannot take a whole-optimizer state dict (ZeRO "
-                                  "partitions it); resume restores the weights only")
+        Collective: call on every rank. Under Ray Train every rank reports its directory and the
+        files merge into one checkpoint.
+        """
+        self.engine.save_checkpoint(str(out / DEEPSPEED_DIR), tag=DEEPSPEED_TAG, exclude_frozen_parameters=True)
+
+    def load_state(self, root: Path) -> None:
+        """Restore each rank's partition (the world size must match the one that saved it)."""
+        if (root / DEEPSPEED_DIR / DEEPSPEED_TAG).is_dir():
+            path, _ = self.engine.load_checkpoint(str(root / DEEPSPEED_DIR), tag=DEEPSPEED_TAG,
+                                                  load_optimizer_states=True, load_lr_scheduler_states=False,
+                                                  load_module_strict=False)
+            if path is None:
+                raise RuntimeError(f"DeepSpeed could not load the checkpoint in {root / DEEPSPEED_DIR}; fix: resume "
+                                   "with the same learner.num_workers and ZeRO stage that wrote it")

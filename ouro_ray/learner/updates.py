@@ -24,10 +24,18 @@ from ouro_ray.learner.strategy import Strategy
 from ouro_ray.seeding import derive_seed
 
 
-def rank_rows(n: int, rank: int, world: int) -> tuple[np.ndarray, np.ndarray]:
-    """This rank's row indices and a validity flag per index (False: a weight-0 repeat)."""
+def rank_rows(n: int, rank: int, world: int, shard_rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """This rank's row indices and a validity flag per index (False: a weight-0 repeat).
+
+    ``shard_rows`` set: the batch is already this rank's shard (a Ray Data split), padded by repeats
+    to ``shard_rows``, the longest shard, so every rank runs as many micro-batches.
+    """
     if n == 0:
-        raise ValueError("the learner got an empty batch; fix: send at least one row per update")
+        raise ValueError("the learner got an empty batch (or an empty shard); fix: send at least one row per "
+                         "learner worker per update")
+    if shard_rows is not None:
+        index = np.arange(shard_rows)
+        return index % n, index < n
     per_rank = math.ceil(n / world)
     index = rank + world * np.arange(per_rank)
     return index % n, index < n
@@ -63,14 +71,14 @@ def _sequence_logps(module, prompt, prompt_mask, ids, mask) -> torch.Tensor:
 
 
 def dpo_update(strategy: Strategy, batch: pa.Table, cfg: DPOConfig, optim: OptimConfig, pad_id: int,
-               seed: int) -> dict[str, float]:
+               seed: int, shard_rows: int | None = None) -> dict[str, float]:
     """``cfg.epochs`` passes of DPO over this rank's rows; metrics averaged over micro-batches."""
     prompt, prompt_mask = tokens(batch, "prompt_token_ids", pad_id, side="left")
     chosen, chosen_mask = tokens(batch, "chosen_token_ids", pad_id)
     rejected, rejected_mask = tokens(batch, "rejected_token_ids", pad_id)
     ref_chosen = torch.as_tensor(batch.column("ref_chosen_logps").to_numpy(), dtype=torch.float32)
     ref_rejected = torch.as_tensor(batch.column("ref_rejected_logps").to_numpy(), dtype=torch.float32)
-    rows, valid = rank_rows(batch.num_rows, strategy.rank, strategy.world_size)
+    rows, valid = rank_rows(batch.num_rows, strategy.rank, strategy.world_size, shard_rows)
     log: list[dict[str, torch.Tensor]] = []
 
     def losses():
@@ -129,7 +137,7 @@ def _ptx_term(strategy: Strategy, ptx: dict[str, torch.Tensor], k: int, size: in
 
 
 def ppo_update(strategy: Strategy, batch: pa.Table, cfg: PPOConfig, optim: OptimConfig, pad_id: int, seed: int,
-               kl_coef: float, ptx: pa.Table | None = None) -> dict[str, float]:
+               kl_coef: float, ptx: pa.Table | None = None, shard_rows: int | None = None) -> dict[str, float]:
     """``cfg.epochs`` passes of clipped PPO with a value head over this rank's rows of an experience batch.
 
     With ``cfg.ptx_coef > 0``, ``ptx`` (a ``token_sequences`` table of pretraining text) adds the
@@ -143,7 +151,7 @@ def ppo_update(strategy: Strategy, batch: pa.Table, cfg: PPOConfig, optim: Optim
         p, pm = tokens(ptx, "prompt_token_ids", pad_id, side="left")
         ids, mask = tokens(ptx, "token_ids", pad_id)
         ptx_t = {"prompt": p, "prompt_mask": pm, "ids": ids, "mask": mask}
-    rows, valid = rank_rows(batch.num_rows, strategy.rank, strategy.world_size)
+    rows, valid = rank_rows(batch.num_rows, strategy.rank, strategy.world_size, shard_rows)
     t = _ppo_tensors(batch.take(pa.array(rows)), pad_id)
     t["mask"] = t["mask"] & torch.as_tensor(valid)[:, None]  # weight-0 repeats carry no token
     t |= _advantages(strategy.module, t, cfg, kl_coef)

@@ -83,3 +83,23 @@ def test_ray_train_ddp_learner_stays_alive_learns_and_resumes(ray_cluster, tiny_
     finally:
         resumed.close()
         ray.kill(store)
+
+
+@pytest.mark.ray
+def test_dpo_consumes_a_ray_data_dataset_split_across_workers(ray_cluster, tiny_model_dir, preference_batches, tmp_path):
+    import ray
+
+    train, held = preference_batches
+    dataset = ray.data.from_arrow(train)
+    group = LearnerGroup(dpo_cfg(2), tiny_model_dir, storage_path=str(tmp_path), prefix="t-data")
+    try:
+        metrics = [group.update(dataset) for _ in range(2)]
+    finally:
+        group.close()
+    assert metrics[1]["version"] == 2.0 and metrics[1]["reward_margin"] > metrics[0]["reward_margin"]
+    local = LearnerGroup(dpo_cfg(0), tiny_model_dir, storage_path=str(tmp_path / "local"))
+    assert local.update(dataset)["version"] == 1.0  # in process the dataset is read whole
+    with pytest.raises(ValueError, match="without rows"):
+        from actors.learner_group import _dataset_task
+
+        _dataset_task(ray.data.from_arrow(train.slice(0, 1)), 2)

@@ -247,3 +247,38 @@ def test_candidates_carry_the_published_policy_version(ppo_run):
 
 def test_parameters_changed(ppo_run):
     assert len(ppo_run["changed"]) == ppo_run["n_params"], "every policy tensor should have been trained"
+
+
+@pytest.mark.ray
+def test_ppo_on_two_ray_train_workers_raises_the_reward(ray_cluster, tiny_model_dir, tmp_path):
+    """The same loop with the learner on Ray Train (DDP over gloo, 2 CPU workers) and the weight store an actor."""
+    import ray
+
+    from actors.learner_group import LearnerGroup
+    from actors.weights import start_weight_store
+
+    prompts = catalog_prompts()
+    store = start_weight_store(prefix="t-ppo2", namespace="ouro-test")
+    rollout = RolloutGroup(tiny_model_dir, RolloutConfig(
+        backend="transformers", sampling=SamplingConfig(n=4, temperature=1.0, max_new_tokens=MAX_NEW_TOKENS),
+        workers=RoleResources(num_workers=0, batch_size=64)), seed=0, weight_store=store)
+    reference = ReferenceGroup(tiny_model_dir, ReferenceConfig(workers=RoleResources(num_workers=0, batch_size=64)))
+    cfg = LearnerConfig(algo="ppo", num_workers=2, num_cpus_per_worker=0.5, optim=OptimConfig(lr=5e-4, micro_batch_size=16),
+                        ppo=PPOConfig(epochs=2, kl_coef=0.05))
+    learner = LearnerGroup(cfg, tiny_model_dir, storage_path=str(tmp_path), weight_store=store, prefix="t-ppo2")
+    rewards, versions = [], []
+    try:
+        for r in range(5):
+            candidates = rollout.generate(prompts, seed=SEED_BASE + r)
+            exp = build_experience(candidates, reference.logprobs(candidates),
+                                   rewards_from_scores(brevity_scores(candidates)))
+            rewards.append(float(np.mean(exp.column("reward").to_numpy())))
+            versions.append(set(exp.column("policy_version").to_pylist()))
+            if r < 4:
+                metrics = learner.update(exp)
+                assert metrics["kl_to_ref"] < 0.6
+    finally:
+        learner.close()
+        ray.kill(store)
+    assert versions == [{0}, {1}, {2}, {3}, {4}]  # each round generated with the version just published
+    assert rewards[-1] - rewards[0] > 0.2, [round(x, 3) for x in rewards]
