@@ -16,6 +16,7 @@ import torch
 from ouro_ray.algos.advantages import gae, grpo_advantages
 from ouro_ray.algos.dpo import dpo_loss
 from ouro_ray.algos.ppo import ppo_policy_loss, value_loss
+from ouro_ray.algos.reward import bradley_terry_loss
 
 
 def dpo_sigmoid_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Tensor,
@@ -38,6 +39,7 @@ LOSSES: dict[str, Callable] = {
     "ipo": ipo_loss,
     "ppo_clip": ppo_policy_loss,
     "value_clip": value_loss,
+    "bradley_terry": bradley_terry_loss,
 }
 
 ADVANTAGE_ESTIMATORS: dict[str, Callable] = {

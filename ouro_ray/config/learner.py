@@ -88,7 +88,8 @@ class DeepSpeedConfig:
 class LearnerConfig:
     """The learner: algorithm, Ray Train scaling, strategy, optimiser, LoRA, checkpoints."""
 
-    algo: Literal["dpo", "ppo"] = param("dpo", "update rule")
+    algo: Literal["dpo", "ppo", "rm"] = param(
+        "dpo", "update rule: dpo or ppo for the policy, rm to train the reward model (Bradley-Terry) on pairs")
     num_workers: int = param(2, "Ray Train workers (0: train inside the driver, same API)", ge=0)
     num_cpus_per_worker: float = param(1.0, "CPUs each Ray Train worker reserves", gt=0.0)
     use_gpu: Literal["auto", "yes", "no"] = param("auto", "train on GPUs (auto: when the cluster has them)")
@@ -98,7 +99,14 @@ class LearnerConfig:
     dpo: DPOConfig = param(factory=DPOConfig, doc="DPO settings")
     ppo: PPOConfig = param(factory=PPOConfig, doc="PPO settings")
     lora: LoRAConfig = param(factory=LoRAConfig, doc="LoRA / QLoRA adapters")
+    rm_epochs: int = param(1, "passes over each batch of pairs when training the reward model (algo rm)", ge=1)
     storage_path: str | None = param(None, "where Ray Train keeps checkpoints (null: <run dir>/train)")
     checkpoint_every: int = param(1, "checkpoint after every this many updates", ge=1)
     keep_checkpoints: int = param(2, "most recent checkpoints kept", ge=1)
     call_timeout_s: float = param(1800.0, "longest wait for one update", gt=0.0)
+
+    def checks(self) -> list[tuple[str, str]]:
+        if self.algo == "rm" and self.lora.enabled:
+            return [("learner.lora.enabled", "learner.algo = 'rm' trains the reward model's weights and head in "
+                     "full; LoRA is for the policy here; fix: set learner.lora.enabled=false for algo rm")]
+        return []

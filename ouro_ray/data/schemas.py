@@ -242,14 +242,18 @@ TOKEN_SEQUENCES = ShardSpec(
 
 PREFERENCE_BATCH = ShardSpec(
     "preference_batch",
-    "The tokenized pairs the DPO learner consumes, with the reference's sequence logprobs joined as columns.",
+    "The tokenized pairs the DPO learner (and the reward model's training) consumes, with the reference's "
+    "sequence logprobs joined as columns.",
     (
         Column("prompt_id", _STR, "(B,)", "the prompt's id where known", nullable=True),
         Column("prompt_token_ids", _TOKENS, "(B, P_i)", "the prompt's token ids (chat template applied)"),
         Column("chosen_token_ids", _TOKENS, "(B, C_i)", "the preferred candidate's token ids (EOS included)"),
         Column("rejected_token_ids", _TOKENS, "(B, R_i)", "the dispreferred candidate's token ids (EOS included)"),
-        Column("ref_chosen_logps", pa.float32(), "(B,)", "summed log-probability of chosen under the reference"),
-        Column("ref_rejected_logps", pa.float32(), "(B,)", "summed log-probability of rejected under the reference"),
+        Column("ref_chosen_logps", pa.float32(), "(B,)",
+               "summed log-probability of chosen under the reference (null: not computed; DPO needs it, the "
+               "reward model does not)", nullable=True),
+        Column("ref_rejected_logps", pa.float32(), "(B,)",
+               "summed log-probability of rejected under the reference (null: as above)", nullable=True),
     ),
     row_checks=(NonEmpty("prompt_token_ids"), NonEmpty("chosen_token_ids"), NonEmpty("rejected_token_ids"),
                 NonPositive("ref_chosen_logps"), NonPositive("ref_rejected_logps")),

@@ -49,17 +49,24 @@ def sequence_sums(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return (running[offsets[1:]] - running[offsets[:-1]]).astype(np.float32)
 
 
-def preference_batch(chosen: pa.Table, rejected: pa.Table, ref_chosen: pa.Table, ref_rejected: pa.Table,
-                     prompt_ids: pa.Array | None = None) -> pa.Table:
-    """The ``preference_batch`` for DPO: tokens of both sides plus the reference's summed logprobs."""
+def preference_batch(chosen: pa.Table, rejected: pa.Table, ref_chosen: pa.Table | None = None,
+                     ref_rejected: pa.Table | None = None, prompt_ids: pa.Array | None = None) -> pa.Table:
+    """The ``preference_batch``: tokens of both sides plus the reference's summed logprobs.
+
+    DPO needs the reference tables; reward-model training does not (the columns are then null).
+    """
     n = chosen.num_rows
+
+    def sums(ref: pa.Table | None) -> pa.Array:
+        return pa.nulls(n, pa.float32()) if ref is None else pa.array(sequence_sums(ref.column("ref_logprobs")))
+
     return pa.table({
         "prompt_id": prompt_ids if prompt_ids is not None else pa.nulls(n, pa.string()),
         "prompt_token_ids": chosen.column("prompt_token_ids"),
         "chosen_token_ids": chosen.column("token_ids"),
         "rejected_token_ids": rejected.column("token_ids"),
-        "ref_chosen_logps": pa.array(sequence_sums(ref_chosen.column("ref_logprobs"))),
-        "ref_rejected_logps": pa.array(sequence_sums(ref_rejected.column("ref_logprobs"))),
+        "ref_chosen_logps": sums(ref_chosen),
+        "ref_rejected_logps": sums(ref_rejected),
     }, schema=SHARDS["preference_batch"].schema)
 
 

@@ -19,7 +19,8 @@ from ouro_ray.config.learner import LearnerConfig
 from ouro_ray.data.validate import validate_batch
 from ouro_ray.learner.policy import build_policy
 from ouro_ray.learner.strategy import DDPStrategy, DeepSpeedStrategy, LocalStrategy, Strategy
-from ouro_ray.learner.updates import dpo_update, ppo_update
+from ouro_ray.learner.reward_model import build_reward_module
+from ouro_ray.learner.updates import dpo_update, ppo_update, rm_update
 from ouro_ray.models.load import load_tokenizer
 from ouro_ray.seeding import derive_seed
 
@@ -59,7 +60,10 @@ class PolicyLearner:
         state = json.loads((Path(resume_from) / STATE_FILE).read_text()) if resume_from else {}
         start_dir = str(Path(resume_from) / POLICY_DIR) if resume_from and not cfg.lora.enabled else self.model_dir
         torch.manual_seed(derive_seed(seed, "learner-init"))
-        module = build_policy(start_dir, cfg.lora, with_value=cfg.algo == "ppo", device=device)
+        if cfg.algo == "rm":
+            module = build_reward_module(start_dir, seed, device)
+        else:
+            module = build_policy(start_dir, cfg.lora, with_value=cfg.algo == "ppo", device=device)
         if resume_from:
             self._restore_module(module, Path(resume_from))
         self.tokenizer = load_tokenizer(self.model_dir)
@@ -82,7 +86,7 @@ class PolicyLearner:
 
     @property
     def policy(self) -> torch.nn.Module:
-        """The HF policy (peft-wrapped with LoRA), unwrapped from DDP / DeepSpeed."""
+        """The HF model being trained (the policy, peft-wrapped with LoRA; or the reward model), unwrapped."""
         return self.strategy.unwrapped().policy
 
     def update(self, batch: pa.Table, producer: str = "the driver", ptx: pa.Table | None = None,
@@ -98,6 +102,9 @@ class PolicyLearner:
         if self.cfg.algo == "dpo":
             validate_batch(batch, "preference_batch", producer)
             metrics = dpo_update(self.strategy, batch, self.cfg.dpo, self.cfg.optim, pad, seed, shard_rows)
+        elif self.cfg.algo == "rm":
+            validate_batch(batch, "preference_batch", producer)
+            metrics = rm_update(self.strategy, batch, self.cfg.rm_epochs, self.cfg.optim, pad, seed, shard_rows)
         else:
             validate_batch(batch, "experience", producer)
             if ptx is not None:

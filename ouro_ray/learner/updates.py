@@ -73,6 +73,10 @@ def _sequence_logps(module, prompt, prompt_mask, ids, mask) -> torch.Tensor:
 def dpo_update(strategy: Strategy, batch: pa.Table, cfg: DPOConfig, optim: OptimConfig, pad_id: int,
                seed: int, shard_rows: int | None = None) -> dict[str, float]:
     """``cfg.epochs`` passes of DPO over this rank's rows; metrics averaged over micro-batches."""
+    for column in ("ref_chosen_logps", "ref_rejected_logps"):
+        if batch.column(column).null_count:
+            raise ValueError(f"DPO needs the reference's logprobs but {column} has {batch.column(column).null_count} "
+                             "nulls; fix: score both sides with the reference role and pass them to preference_batch")
     prompt, prompt_mask = tokens(batch, "prompt_token_ids", pad_id, side="left")
     chosen, chosen_mask = tokens(batch, "chosen_token_ids", pad_id)
     rejected, rejected_mask = tokens(batch, "rejected_token_ids", pad_id)
@@ -183,3 +187,30 @@ def ppo_update(strategy: Strategy, batch: pa.Table, cfg: PPOConfig, optim: Optim
     out["kl_to_ref"] = float(masked_mean(t["kl"], mask))
     out["reward_mean"] = float(t["reward"][torch.as_tensor(valid)].mean())
     return out
+
+
+def rm_update(strategy: Strategy, batch: pa.Table, epochs: int, optim: OptimConfig, pad_id: int, seed: int,
+              shard_rows: int | None = None) -> dict[str, float]:
+    """``epochs`` passes of Bradley-Terry training of the reward model over this rank's pairs."""
+    from ouro_ray.algos import bradley_terry_loss
+    from ouro_ray.learner.reward_model import pair_tensors
+
+    tensors = pair_tensors(batch, pad_id)
+    rows, valid = rank_rows(batch.num_rows, strategy.rank, strategy.world_size, shard_rows)
+    log: list[dict[str, torch.Tensor]] = []
+
+    def losses():
+        for epoch in range(epochs):
+            for idx, ok in micro_batches(rows, valid, optim.micro_batch_size, derive_seed(seed, "rm", epoch)):
+                i = torch.as_tensor(idx)
+                r_chosen = strategy.module(*(t[i] for t in tensors["chosen"]))
+                r_rejected = strategy.module(*(t[i] for t in tensors["rejected"]))
+                keep = torch.as_tensor(ok)
+                if not keep.any():  # a padding-only micro-batch still joins the all-reduce, with no gradient
+                    yield (r_chosen.sum() + r_rejected.sum()) * 0.0
+                    continue
+                loss, metrics = bradley_terry_loss(r_chosen[keep], r_rejected[keep])
+                log.append(metrics | {"loss": loss.detach()})
+                yield loss
+
+    return _summarise(log, _accumulate(strategy, optim, losses()))
