@@ -24,7 +24,7 @@ def test_advantage_estimators_by_name():
 
 
 def test_unknown_names_list_the_valid_ones():
-    with pytest.raises(ValueError, match="valid names: dpo_sigmoid, ipo, ppo_clip, value_clip"):
+    with pytest.raises(ValueError, match="valid names: bradley_terry, dpo_sigmoid, ipo, ppo_clip, value_clip"):
         get_loss("dpo")
     with pytest.raises(ValueError, match="valid names: gae, grpo"):
         get_advantage_estimator("vtrace")
