@@ -233,6 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_schema)
 
     _add_serve_parser(sub)
+    from ouro_ray.cli_stages import add_stage_parsers
+
+    add_stage_parsers(sub)
     return p
 
 

@@ -11,6 +11,8 @@ from ouro_ray.config.fields import param
 from ouro_ray.config.judges import JudgesConfig
 from ouro_ray.config.learner import LearnerConfig
 from ouro_ray.config.roles import ReferenceConfig, RewardModelConfig, RolloutConfig
+from ouro_ray.stages.distill import DistillConfig
+from ouro_ray.stages.labyrinth import LabyrinthConfig
 from ouro_ray.world.config import WorldConfig
 
 TINY_WORLD = "tiny-world"
@@ -51,6 +53,8 @@ class OuroConfig:
     model: ModelConfig = param(factory=ModelConfig, doc="the initial policy")
     world: WorldConfig = param(factory=WorldConfig, doc="the tiny world (used when model.path is 'tiny-world')")
     cluster: ClusterConfig = param(factory=ClusterConfig, doc="the Ray cluster")
+    distill: DistillConfig = param(factory=DistillConfig, doc="stage 2: dialogues distilled into summaries")
+    labyrinth: LabyrinthConfig = param(factory=LabyrinthConfig, doc="stage 3: challenge prompts from summaries")
     rollout: RolloutConfig = param(factory=RolloutConfig, doc="stage 4: the rollout group that generates candidates")
     reference: ReferenceConfig = param(factory=ReferenceConfig, doc="the frozen reference policy")
     reward_model: RewardModelConfig = param(factory=RewardModelConfig, doc="the learned reward model")

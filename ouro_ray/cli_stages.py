@@ -1,0 +1,72 @@
+"""``ouro distill`` and ``ouro labyrinth``: stages 2 and 3 alone on shard files, with the loop's own code.
+
+Inputs are read as ``ouro validate`` reads them (bad records listed as ``FILE:LINE`` and refused);
+outputs are written atomically in the format the file name says (``.jsonl`` or ``.parquet``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _read(path: str, kind: str):
+    from ouro_ray.data import read_shard
+
+    return read_shard(path, kind).table
+
+
+def _writer(cfg):
+    """The AI summariser: the initial policy, greedy, through the transformers engine."""
+    from ouro_ray.judges.constitution import LocalWriter
+    from ouro_ray.models.load import load_causal_lm, resolve_model_path
+    from ouro_ray.rollout.transformers_backend import TransformersBackend
+
+    model_dir = resolve_model_path(cfg.model.path, cfg.world, cfg.seed, progress=lambda m: print(m, file=sys.stderr))
+    model, tokenizer = load_causal_lm(model_dir)
+    return LocalWriter(TransformersBackend(model, tokenizer), tokenizer, cfg.distill.max_new_tokens)
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    from ouro_ray.config import load_config
+    from ouro_ray.data import write_shard
+    from ouro_ray.stages.distill import distill
+
+    cfg = load_config(args.config, args.args)
+    overrides = _read(cfg.distill.summaries_override, "summaries") if cfg.distill.summaries_override else None
+    writer = _writer(cfg) if cfg.distill.use_ai else None
+    result = distill(_read(args.dialogs, "dialogs"), cfg.distill, writer, overrides)
+    write_shard(result.summaries, args.out, "summaries")
+    print(f"{args.out}: {result.summaries.num_rows} summaries; " + ", ".join(f"{k} {v}" for k, v in result.stats.items()))
+    return 0
+
+
+def cmd_labyrinth(args: argparse.Namespace) -> int:
+    from ouro_ray.config import load_config
+    from ouro_ray.data import write_shard
+    from ouro_ray.stages.labyrinth import labyrinth
+
+    cfg = load_config(args.config, args.args)
+    table = labyrinth(_read(args.summaries, "summaries"), _read(args.dialogs, "dialogs"), cfg.labyrinth, cfg.seed)
+    write_shard(table, args.out, "labyrinth")
+    kinds = table.column("kind").value_counts().to_pylist()
+    print(f"{args.out}: {table.num_rows} prompts (" + ", ".join(f"{k['values']} {k['counts']}" for k in kinds) + ")")
+    return 0
+
+
+def add_stage_parsers(sub) -> None:
+    d = sub.add_parser("distill", help="stage 2: dialogues → summaries {facts, logic, persona}")
+    d.add_argument("dialogs", help="a dialogs shard (JSONL or Parquet)")
+    d.add_argument("--out", required=True, help="summaries shard to write (.jsonl or .parquet)")
+    d.add_argument("--config", help="YAML config (distill.*, model.path for the AI summariser)")
+    d.add_argument("args", nargs="*", metavar="[KEY=VALUE]", help="config overrides, e.g. distill.use_ai=false")
+    d.set_defaults(func=cmd_distill)
+
+    lab = sub.add_parser("labyrinth", help="stage 3: summaries → rephrase / adversarial / contrastive prompts")
+    lab.add_argument("summaries", help="a summaries shard (JSONL or Parquet)")
+    lab.add_argument("--dialogs", required=True, help="the dialogs shard the summaries came from")
+    lab.add_argument("--out", required=True, help="labyrinth shard to write (.jsonl or .parquet)")
+    lab.add_argument("--config", help="YAML config (labyrinth.*, seed)")
+    lab.add_argument("args", nargs="*", metavar="[KEY=VALUE]", help="config overrides, e.g. labyrinth.rephrase=3")
+    lab.set_defaults(func=cmd_labyrinth)
