@@ -75,8 +75,10 @@ class JudgeGroup:
     """Judge items in, verdicts and pairs out; replicas grow and shrink with load (or by :meth:`resize`)."""
 
     def __init__(self, cfg: JudgesConfig, *, model_dir: str | None = None, judges: Sequence[Judge] | None = None,
-                 prefix: str = "ouro"):
-        self.cfg, self.app = cfg, f"{prefix}-judges"
+                 prefix: str = "ouro", serve_host: str = "127.0.0.1", serve_port: int = 8000):
+        """``serve_host``/``serve_port``: where Serve's proxy listens if this group starts Serve
+        (``cluster.serve_host``/``cluster.serve_port``); a running Serve is joined as it is."""
+        self.cfg, self.app, self._serve_at = cfg, f"{prefix}-judges", (serve_host, serve_port)
         self._args = (cfg, model_dir, list(judges) if judges is not None else None)
         self.resubmitted = 0
         if cfg.max_workers == 0:
@@ -91,7 +93,7 @@ class JudgeGroup:
 
         from cluster.serving import ensure_serve
 
-        ensure_serve()
+        ensure_serve(*self._serve_at)
         per_replica = max(1, int(round(self.cfg.target_ongoing_requests * 2)))
         app = serve.deployment(ServedJudge).options(
             name="judge", autoscaling_config=scaling, max_ongoing_requests=per_replica,

@@ -54,9 +54,15 @@ class LearnerError(RuntimeError):
 class LearnerGroup:
     """Stage 6's learner, alive across rounds; publishes every new version to ``weight_store``."""
 
-    def __init__(self, cfg: LearnerConfig, model_dir: str, *, storage_path: str, seed: int = 0,
+    def __init__(self, cfg: LearnerConfig, model_dir: str, *, storage_path: str | None = None, seed: int = 0,
                  weight_store: Any = None, name: str = "learner", prefix: str = "ouro"):
+        """``storage_path``: where checkpoints go; defaults to ``learner.storage_path`` (the run sets it
+        to ``<run dir>/train`` when that is null)."""
         self.cfg, self.store, self.version = cfg, weight_store, 0
+        storage_path = storage_path or cfg.storage_path
+        if storage_path is None:
+            raise ValueError("the learner needs a checkpoint location; fix: set learner.storage_path or pass "
+                             "storage_path to LearnerGroup")
         self.run_dir = Path(storage_path).expanduser().absolute() / name
         self.submitted = 0
         resume = latest_checkpoint(self.run_dir)

@@ -108,7 +108,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     c = cfg.cluster
     print(connect(c.address, num_cpus=c.num_cpus, num_gpus=c.num_gpus, object_store_mb=c.object_store_mb,
                   dashboard=c.dashboard, namespace=c.namespace).describe(), flush=True)
-    serve_info = ensure_serve(args.host, args.port)  # before deploying: serve.run would start Serve on :8000
+    host = args.host if args.host is not None else c.serve_host
+    port = args.port if args.port is not None else c.serve_port
+    serve_info = ensure_serve(host, port)  # before deploying: serve.run would start Serve on :8000
     served = deploy_completions(model_dir, name=args.name or _served_name(args.model, model_dir),
                                 route_prefix=args.route_prefix, num_replicas=args.replicas, num_cpus=args.num_cpus,
                                 num_gpus=args.num_gpus, truncate_prompts=args.truncate_prompts)
@@ -245,9 +247,9 @@ def _add_serve_parser(sub) -> None:
     v.add_argument("--model", required=True,
                    help="'tiny-world' (built or cached from the config) or a Hugging Face model directory")
     v.add_argument("--config", help="YAML config whose seed, world and cluster sections to use")
-    v.add_argument("--host", default="127.0.0.1", help="Serve's HTTP host if this starts Serve (default: %(default)s)")
-    v.add_argument("--port", type=_number(int, maximum=65535), default=8000,
-                   help="Serve's HTTP port if this starts Serve (default: %(default)s)")
+    v.add_argument("--host", help="Serve's HTTP host if this starts Serve (default: cluster.serve_host, 127.0.0.1)")
+    v.add_argument("--port", type=_number(int, maximum=65535),
+                   help="Serve's HTTP port if this starts Serve (default: cluster.serve_port, 8000)")
     v.add_argument("--route-prefix", default="/", help="URL prefix of the endpoint (default: %(default)s)")
     v.add_argument("--name", help="the model name clients send, also the Serve app's name "
                    "(default: tiny-world or the directory's name)")

@@ -103,3 +103,10 @@ def test_dpo_consumes_a_ray_data_dataset_split_across_workers(ray_cluster, tiny_
         from actors.learner_group import _dataset_task
 
         _dataset_task(ray.data.from_arrow(train.slice(0, 1)), 2)
+
+
+def test_checkpoint_location_comes_from_config_or_is_required(tiny_model_dir, tmp_path):
+    group = LearnerGroup(dpo_cfg(0, storage_path=str(tmp_path / "cfg")), tiny_model_dir)
+    assert group.run_dir == (tmp_path / "cfg" / "learner").absolute()
+    with pytest.raises(ValueError, match="learner.storage_path"):
+        LearnerGroup(dpo_cfg(0), tiny_model_dir)
