@@ -115,14 +115,14 @@ class JudgeGroup:
             raise ValueError(f"resize({min_workers}, {max_workers}): need 0 <= min <= max and max >= 1")
         self._deploy(autoscaling(self.cfg, min_workers, max_workers))
 
-    def replicas(self) -> int:
-        """Replicas running now (0 in process)."""
+    def replicas(self, starting: bool = False) -> int:
+        """Replicas running now (0 in process); with ``starting``, also those Serve is bringing up."""
         if self._handle is None:
             return 0
         from ray import serve
 
         states = serve.status().applications[self.app].deployments["judge"].replica_states
-        return int(states.get("RUNNING", 0))
+        return int(states.get("RUNNING", 0)) + (int(states.get("STARTING", 0)) if starting else 0)
 
     def nodes(self, samples: int = 8) -> set[str]:
         """Node ids the replicas answered from (``samples`` calls; 'local' in process)."""

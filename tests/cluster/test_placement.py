@@ -19,13 +19,14 @@ from _paths import REPO
 pytestmark = pytest.mark.ray
 
 
-def test_roles_land_where_the_config_says(tiny_model_dir):
+def test_roles_land_where_the_config_says(tiny_model_dir, tmp_path):
     probe = Path(__file__).with_name("placement_probe.py")
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.run([sys.executable, str(probe), tiny_model_dir], capture_output=True, text=True, env=env,
-                          timeout=300, cwd=REPO)
+    out = tmp_path / "placement.json"
+    proc = subprocess.run([sys.executable, str(probe), tiny_model_dir, str(out)], capture_output=True, text=True,
+                          env=env, timeout=300, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    where = json.loads(proc.stdout.strip().splitlines()[-1])
+    where = json.loads(out.read_text())
     assert set(where["rollout"]) == {where["rollout_node"]}  # both rollout actors on the rollout node
     assert set(where["judges"]) == {where["judge_node"]}  # every judge replica on the judge node
     assert set(where["reference"]) == {where["head"]}  # the head carries the reference_node resource
