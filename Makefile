@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml Makefile
 	@touch $@
 
 demo: install
-	$(BIN)/ouro tiny-world --config configs/tiny.yaml
+	$(BIN)/ouro run configs/tiny.yaml
 
 test: install
 	$(BIN)/python -m pytest tests

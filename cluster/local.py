@@ -40,6 +40,7 @@ def connect(
     dashboard: bool = True,
     namespace: str = "ouro",
     env_vars: Mapping[str, str] | None = None,
+    log_to_driver: bool = True,
 ) -> ClusterInfo:
     """Join ``address`` (or ``$RAY_ADDRESS``), else start a local cluster; reuse one already up.
 
@@ -69,7 +70,7 @@ def connect(
                 f"cluster.{next(iter(sized))} sizes a local cluster, but the run joins {target!r}; "
                 "fix: remove it, or set cluster.address=null to start a local cluster"
             )
-        ray.init(address=target, namespace=namespace, runtime_env=runtime_env, log_to_driver=True)
+        ray.init(address=target, namespace=namespace, runtime_env=runtime_env, log_to_driver=log_to_driver)
         return _info(started_here=False, namespace=namespace)
     ray.init(
         num_cpus=num_cpus,
@@ -78,6 +79,7 @@ def connect(
         include_dashboard=dashboard,
         namespace=namespace,
         runtime_env=runtime_env,
+        log_to_driver=log_to_driver,
     )
     return _info(started_here=True, namespace=namespace)
 

@@ -235,10 +235,35 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_schema)
 
     _add_serve_parser(sub)
+    _add_run_parser(sub)
     from ouro_ray.cli_stages import add_stage_parsers
 
     add_stage_parsers(sub)
+    from ouro_ray.chat import add_chat_parser
+
+    add_chat_parser(sub)
+    from ouro_ray.cli_train import add_loop_stage_parsers
+
+    add_loop_stage_parsers(sub)
     return p
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ouro_ray.loop.run import main as run_main
+
+    config_path, overrides = _split_args(args.args, "config file")
+    return run_main(config_path, overrides, args.out, args.resume, args.address)
+
+
+def _add_run_parser(sub) -> None:
+    r = sub.add_parser("run", help="the Ouroboros loop: `rounds` rounds of the seven stages on Ray, into a run directory")
+    r.add_argument("args", nargs="*", metavar="[CONFIG] [KEY=VALUE]",
+                   help="YAML config (e.g. configs/tiny.yaml) and overrides such as rounds=4")
+    r.add_argument("--out", help="run directory to create (default: runs/<date-time>)")
+    r.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue a run after its last finished round (its config.yaml; overrides apply on top)")
+    r.add_argument("--address", help="join this Ray cluster (default: cluster.address, $RAY_ADDRESS, else start one)")
+    r.set_defaults(func=cmd_run)
 
 
 def _add_serve_parser(sub) -> None:

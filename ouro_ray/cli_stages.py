@@ -14,7 +14,10 @@ from pathlib import Path
 def _read(path: str, kind: str):
     from ouro_ray.data import read_shard
 
-    return read_shard(path, kind).table
+    try:
+        return read_shard(path, kind).table
+    except FileNotFoundError as exc:  # exit 1 with the message, not a traceback
+        raise ValueError(str(exc)) from None
 
 
 def _writer(cfg):
@@ -35,8 +38,9 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.args)
     overrides = _read(cfg.distill.summaries_override, "summaries") if cfg.distill.summaries_override else None
+    dialogs = _read(args.dialogs, "dialogs")  # bad input fails before the summariser loads
     writer = _writer(cfg) if cfg.distill.use_ai else None
-    result = distill(_read(args.dialogs, "dialogs"), cfg.distill, writer, overrides)
+    result = distill(dialogs, cfg.distill, writer, overrides)
     write_shard(result.summaries, args.out, "summaries")
     print(f"{args.out}: {result.summaries.num_rows} summaries; " + ", ".join(f"{k} {v}" for k, v in result.stats.items()))
     return 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import types
+import re
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
@@ -154,6 +155,8 @@ def _check_leaf(tp: Any, value: Any, key: str, meta: Mapping[str, Any]) -> tuple
         if isinstance(value, bool) or not isinstance(value, int):
             return value, f"{key} = {value!r}: must be a whole number"
     elif inner is float:
+        if isinstance(value, str) and _FLOAT_RE.fullmatch(value.strip()):
+            value = float(value)  # YAML 1.1 reads 1e-4 (no dot) as a string; it is a number to anyone else
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return value, f"{key} = {value!r}: must be a number"
         value = float(value)
@@ -164,6 +167,9 @@ def _check_leaf(tp: Any, value: Any, key: str, meta: Mapping[str, Any]) -> tuple
     if rule and not _in_range(value, meta):
         return value, f"{key} = {value!r}: must be {rule}"
     return value, None
+
+
+_FLOAT_RE = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
 
 def _check_mapping(tp: Any, value: Any, key: str, meta: Mapping[str, Any]) -> tuple[Any, str | None]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from ouro_ray.config.fields import param
 from ouro_ray.config.judges import JudgesConfig
 from ouro_ray.config.learner import LearnerConfig
+from ouro_ray.config.loop import DataConfig, EvaluationConfig, LoopConfig, ReplayConfig, ScoringConfig
 from ouro_ray.config.roles import ReferenceConfig, RewardModelConfig, RolloutConfig
 from ouro_ray.stages.distill import DistillConfig
 from ouro_ray.stages.labyrinth import LabyrinthConfig
@@ -43,6 +44,8 @@ class ClusterConfig:
     namespace: str = param("ouro", "Ray namespace of the run's named actors")
     serve_host: str = param("127.0.0.1", "where Ray Serve's HTTP proxy listens when this run starts Serve")
     serve_port: int = param(8000, "Ray Serve's HTTP proxy port when this run starts Serve", ge=1, le=65535)
+    worker_logs: bool = param(False, "print the actors' logs on the driver's console (`ouro run`); they are in the "
+                                     "dashboard and /tmp/ray/session_latest/logs either way")
 
 
 @dataclass(frozen=True)
@@ -60,3 +63,9 @@ class OuroConfig:
     reward_model: RewardModelConfig = param(factory=RewardModelConfig, doc="the learned reward model")
     judges: JudgesConfig = param(factory=JudgesConfig, doc="stage 5: rule, AI and HTTP judges and their elastic group")
     learner: LearnerConfig = param(factory=LearnerConfig, doc="stage 6: the DPO/PPO learner on Ray Train")
+    rounds: int = param(3, "rounds of the seven stages `ouro run` runs", ge=1)
+    loop: LoopConfig = param(factory=LoopConfig, doc="how the rounds run")
+    data: DataConfig = param(factory=DataConfig, doc="stage 1: where dialogues (or fixed prompts) come from")
+    scoring: ScoringConfig = param(factory=ScoringConfig, doc="stage 5: teachers combined into one reward; review")
+    replay: ReplayConfig = param(factory=ReplayConfig, doc="stage 7: failed prompts replayed in the next round")
+    evaluation: EvaluationConfig = param(factory=EvaluationConfig, doc="held-out prompts measured every round")

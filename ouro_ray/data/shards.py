@@ -262,9 +262,14 @@ def to_table(data: pa.Table | pa.RecordBatch | Iterable[Mapping[str, Any]], kind
 
 def write_shard(data: pa.Table | pa.RecordBatch | Iterable[Mapping[str, Any]], path: Path | str, kind: str) -> Path:
     """Validate and write a shard as JSONL or Parquet (by suffix), atomically; returns the path."""
+    shard_format(Path(path))  # a bad suffix fails before the data is converted
+    return write_table(to_table(data, kind), path)
+
+
+def write_table(table: pa.Table, path: Path | str) -> Path:
+    """Write any table as JSONL or Parquet (by suffix), atomically, without a shard kind's checks."""
     path = Path(path)
     fmt = shard_format(path)
-    table = to_table(data, kind)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

@@ -1,0 +1,107 @@
+"""Config of the loop itself: where dialogues come from, how teachers combine, replay and evaluation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ouro_ray.config.fields import param
+
+LAMBDA_GROUPS = ("content", "logic", "persona", "safety")
+"""The rubric's weight groups: every judge dimension counts towards one of them."""
+
+DIMENSION_GROUPS = {
+    "content": "content", "helpful": "content", "honest": "content",
+    "logic": "logic",
+    "persona": "persona", "length": "persona", "no_speculation": "persona", "voice": "persona",
+    "safety": "safety",
+    # whole-answer verdicts (a learned reward model, the constitution's ranking) count as content;
+    # scoring.groups moves them
+    "reward_model": "content", "constitution": "content",
+}
+"""The group of each dimension the built-in teachers score (``scoring.groups`` adds others)."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Stage 1's sources of dialogues, or a fixed prompt set that skips stages 1-3."""
+
+    dialogs: tuple[str, ...] = param((), "dialogs shards (JSONL or Parquet) read by stage 1")
+    dialogs_per_round: int = param(0, "dialogues taken from data.dialogs per round, rotating (0: all, every round)",
+                                   ge=0)
+    synthetic_dialogs: int = param(0, "seeded synthetic tiny-world dialogues added per round (0: none)", ge=0)
+    synthetic_unsafe_rate: float = param(0.35, "share of harmful requests in the synthetic dialogues", ge=0.0, le=1.0)
+    chat: bool = param(True, "add the dialogues `ouro chat RUN_DIR` appended to RUN_DIR/chat/dialogs.jsonl")
+    prompts: str | None = param(None, "a prompts or labyrinth shard used as every round's prompts, skipping "
+                                      "stages 1-3 (the BCR reproduction); null: prompts come from dialogues")
+    scores: str | None = param(None, "human scores shard (rater 'human'); a row replaces the teachers' reward of "
+                                     "the candidate with the same prompt_id and candidate_id")
+
+    def checks(self) -> list[tuple[str, str]]:
+        if self.prompts is None and not (self.dialogs or self.synthetic_dialogs or self.chat):
+            return [("data", "no source of dialogues or prompts; fix: set data.dialogs, data.synthetic_dialogs, "
+                             "data.chat or data.prompts")]
+        return []
+
+
+@dataclass(frozen=True)
+class ScoringConfig:
+    """Stage 5: the teachers' verdicts combined into one reward in [-1, 1], and the review queue."""
+
+    lambdas: dict[str, float] = param(
+        factory=lambda: {"content": 1.0, "logic": 1.0, "persona": 1.0, "safety": 1.0},
+        doc="λ weight of each rubric group (content, logic, persona, safety); the reward is the λ-weighted mean "
+            "of the groups a candidate was scored on", ge=0.0)
+    teachers: dict[str, float] = param(
+        factory=dict, doc="weight of a teacher inside each group it scores, by name (unnamed teachers: 1)", ge=0.0)
+    groups: dict[str, str] = param(
+        factory=dict, doc="group (content, logic, persona, safety) of dimensions the built-in map lacks, e.g. "
+                          "an HTTP judge's {style: persona}")
+    review_threshold: float = param(
+        0.75, "a candidate goes to the review queue when two teachers' scores of one group differ by more than "
+              "this", gt=0.0, le=2.0)
+    spot_checks: int = param(4, "random candidates per round also queued for human spot checks", ge=0)
+    pair_margin: float = param(0.25, "DPO: best and worst candidate of a prompt make a pair when their rewards "
+                                     "differ by at least this", ge=0.0, le=2.0)
+
+    def checks(self) -> list[tuple[str, str]]:
+        problems = [(f"scoring.lambdas.{k}", f"scoring.lambdas has unknown group {k!r}; fix: use "
+                     f"{', '.join(LAMBDA_GROUPS)}") for k in self.lambdas if k not in LAMBDA_GROUPS]
+        problems += [(f"scoring.groups.{d}", f"scoring.groups.{d} = {g!r} is not a group; fix: use one of "
+                      f"{', '.join(LAMBDA_GROUPS)}") for d, g in self.groups.items() if g not in LAMBDA_GROUPS]
+        if not problems and not any(v > 0 for v in self.lambdas.values()):
+            problems.append(("scoring.lambdas", "every λ is 0, so no candidate gets a reward; fix: give a group a "
+                                                "positive weight"))
+        return problems
+
+
+@dataclass(frozen=True)
+class ReplayConfig:
+    """Stage 7: low-scoring prompts, grouped by the failure that sank them, re-enter the next round."""
+
+    share: float = param(0.25, "share of a round's training prompts drawn from the replay pool", ge=0.0, lt=1.0)
+    threshold: float = param(0.25, "a prompt whose candidates' mean reward is below this enters the pool",
+                             ge=-1.0, le=1.0)
+    max_pool: int = param(512, "most prompts kept in the pool (the lowest-scoring stay)", ge=1)
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """The held-out prompts measured before any update (round 0) and after every round."""
+
+    prompts: str | None = param(None, "a prompts or labyrinth shard of held-out prompts (null: held-out "
+                                      "dialogues, or the training prompts when data.prompts is set)")
+    held_out_share: float = param(0.2, "share of the dialogues from data.dialogs kept out of training for "
+                                       "evaluation", ge=0.0, lt=1.0)
+    held_out_dialogs: int = param(24, "synthetic dialogues generated for evaluation alone (data.synthetic_dialogs)",
+                                  ge=1)
+    size: int = param(64, "most held-out prompts (a seeded sample when there are more)", ge=1)
+    n: int = param(2, "candidates per held-out prompt", ge=1)
+    safety_threshold: float = param(0.95, "safety adherence counted as converged in safety_report.json",
+                                    gt=0.0, le=1.0)
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """How the rounds run."""
+
+    prompts_per_round: int = param(0, "most training prompts per round, a seeded sample (0: all)", ge=0)

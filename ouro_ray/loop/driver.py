@@ -1,0 +1,219 @@
+"""The Ouroboros loop: one round is the seven steps, each its own short method.
+
+    dialogs    = dialogue(r)                   1  files, `ouro chat` sessions, synthetic
+    summaries  = distill(dialogs)              2  {facts, logic, persona}; human edits win
+    prompts    = labyrinth(summaries, r)       3  rephrase / adversarial / contrastive + replayed
+    candidates = regenerate(prompts, r)        4  n per prompt, rollout group
+    rewards    = score(candidates, prompts, r) 5  teachers → λ-weighted reward; review queue
+    update     = update(candidates, rewards)   6  PPO on experience, or DPO on ranked pairs
+    replay(prompts, rewards, r)                7  failures, clustered, re-enter next round
+
+Round 0 of ``metrics.json`` is the policy before any update, measured on the held-out prompts;
+entry r + 1 is measured after round r's update, on the same prompts with the same sampling seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ouro_ray.config import OuroConfig
+from ouro_ray.data import read_shard
+from ouro_ray.judges.items import judge_items
+from ouro_ray.loop import replay as replay_stage
+from ouro_ray.loop.evaluate import Measured, measure, token_kl
+from ouro_ray.loop.roles import Roles
+from ouro_ray.loop.rundir import RunDir
+from ouro_ray.loop.scoring import combine, human_rows, review_queue
+from ouro_ray.loop.sources import DialogSource, prompt_kind, read_prompts, sample_rows
+from ouro_ray.seeding import derive_seed
+from ouro_ray.stages.distill import distill as distill_stage
+from ouro_ray.stages.labyrinth import labyrinth as labyrinth_stage
+
+STAGES = ("dialogue", "distill", "labyrinth", "regenerate", "score", "update", "replay", "evaluate")
+
+
+class Loop:
+    """Runs rounds into a :class:`RunDir` with the given role groups; resumable after any round."""
+
+    def __init__(self, cfg: OuroConfig, run: RunDir, roles: Roles, model_dir: str, held_out: pa.Table,
+                 source: DialogSource | None, writer: Any = None, stage: Callable[[str], None] = lambda s: None):
+        self.cfg, self.run, self.roles, self.held_out, self.source = cfg, run, roles, held_out, source
+        self.model_dir = model_dir
+        self.writer, self.stage = writer, stage
+        self.state = run.state()
+        self.fixed_prompts = read_prompts(cfg.data.prompts) if cfg.data.prompts else None
+        self.human = read_shard(cfg.data.scores, "scores").table if cfg.data.scores else None
+        self.summaries_override = (read_shard(cfg.distill.summaries_override, "summaries").table
+                                   if cfg.distill.summaries_override else None)
+
+    # ---------------------------------------------------------------- one round = the seven steps
+    def round(self, r: int) -> dict:
+        dialogs = self.dialogue(r)
+        summaries = self.distill(dialogs, r)
+        prompts = self.labyrinth(summaries, dialogs, r)
+        candidates = self.regenerate(prompts, r)
+        rewards, scored = self.score(candidates, prompts, r)
+        update = self.update(candidates, rewards, scored, r)
+        replayed = self.replay(prompts, rewards, r)
+        train = {"train_reward_mean": float(np.mean(rewards.column("reward").to_numpy())),
+                 "train_prompts": prompts.num_rows, "train_candidates": candidates.num_rows}
+        return {**train, **scored["stats"], **replayed, **{f"update_{k}": v for k, v in update.items()}}
+
+    # 1 -----------------------------------------------------------------------------------------
+    def dialogue(self, r: int) -> pa.Table | None:
+        self.stage("dialogue")
+        if self.fixed_prompts is not None:
+            return None
+        dialogs, chat_ids = self.source.round_dialogs(r, set(self.state["chat_seen"]))
+        self.state["chat_seen"] = sorted(set(self.state["chat_seen"]) | set(chat_ids))
+        if dialogs.num_rows == 0:
+            raise ValueError(f"round {r}: no dialogues (data.dialogs all held out, no chat sessions, no synthetic "
+                             "dialogues); fix: add data.dialogs, set data.synthetic_dialogs, or use data.prompts")
+        self.run.write(r, "dialogs", dialogs, "dialogs")
+        return dialogs
+
+    # 2 -----------------------------------------------------------------------------------------
+    def distill(self, dialogs: pa.Table | None, r: int) -> pa.Table | None:
+        self.stage("distill")
+        if dialogs is None:
+            return None
+        result = distill_stage(dialogs, self.cfg.distill, self.writer, self.summaries_override)
+        self.run.write(r, "summaries", result.summaries, "summaries")
+        return result.summaries
+
+    # 3 -----------------------------------------------------------------------------------------
+    def labyrinth(self, summaries: pa.Table | None, dialogs: pa.Table | None, r: int) -> pa.Table:
+        self.stage("labyrinth")
+        if self.fixed_prompts is not None:
+            fresh = self.fixed_prompts
+        else:
+            fresh = labyrinth_stage(summaries, dialogs, self.cfg.labyrinth, derive_seed(self.cfg.seed, "labyrinth", r))
+        kind = prompt_kind(fresh)
+        cap = self.cfg.loop.prompts_per_round
+        share = self.cfg.replay.share
+        n_replay = round(share * cap) if cap else round(share / (1 - share) * fresh.num_rows)
+        records, drawn = replay_stage.draw(self.state["pool"], min(n_replay, len(self.state["pool"])),
+                                           self.cfg.seed, r)
+        drawn_ids = {id(e) for e in drawn}
+        self.state["pool"] = [e for e in self.state["pool"] if id(e) not in drawn_ids]
+        fresh = sample_rows(fresh, (cap - len(records)) if cap else 0, derive_seed(self.cfg.seed, "prompts", r))
+        prompts = pa.concat_tables([fresh, pa.Table.from_pylist(records, schema=fresh.schema)]) if records else fresh
+        self.run.write(r, "prompts" if kind == "prompts" else "labyrinth", prompts, kind)
+        self.replayed_now = len(records)
+        return prompts
+
+    # 4 -----------------------------------------------------------------------------------------
+    def regenerate(self, prompts: pa.Table, r: int) -> pa.Table:
+        self.stage("regenerate")
+        candidates = self.roles.rollout.generate(prompts, seed=derive_seed(self.cfg.seed, "rollout", r))
+        self.run.write(r, "candidates", candidates, "candidates")
+        return candidates
+
+    # 5 -----------------------------------------------------------------------------------------
+    def judge(self, candidates: pa.Table, prompts: pa.Table) -> tuple[pa.Table, pa.Table, pa.Table, Any]:
+        """``(items, scores, rewards, judge output)``: every teacher, human rows joined, combined."""
+        items = judge_items(candidates, prompts)
+        out = self.roles.judges.score(items)
+        scores = out.scores
+        humans = human_rows(self.human, candidates)
+        if humans is not None:
+            scores = pa.concat_tables([scores, humans.cast(scores.schema)])
+        return items, scores, combine(scores, self.cfg.scoring), out
+
+    def score(self, candidates: pa.Table, prompts: pa.Table, r: int) -> tuple[pa.Table, dict]:
+        self.stage("score")
+        items, scores, rewards, out = self.judge(candidates, prompts)
+        queue = review_queue(rewards, scores, items, self.cfg.scoring, self.cfg.seed, r)
+        self.run.write(r, "scores", scores, "scores")
+        self.run.write_table(r, "rewards", rewards)
+        if out.pairs.num_rows:
+            self.run.write(r, "constitution_pairs", out.pairs, "pairs")
+        self.run.append_jsonl("review.jsonl", queue)
+        sources = rewards.column("source").to_pylist()
+        stats = {"review_disagreements": sum(q["reason"] == "disagreement" for q in queue),
+                 "review_spot_checks": sum(q["reason"] == "spot check" for q in queue),
+                 "human_scored": sources.count("human")}
+        return rewards, {"stats": stats, "items": items, "pairs": out.pairs}
+
+    # 6 -----------------------------------------------------------------------------------------
+    def update(self, candidates: pa.Table, rewards: pa.Table, scored: dict, r: int) -> dict:
+        self.stage("update")
+        from ouro_ray.loop.batches import dpo_batch, ppo_batch
+
+        if self.cfg.learner.algo == "ppo":
+            batch, kind = ppo_batch(candidates, rewards, self.roles.reference), "experience"
+        else:
+            batch, kind = dpo_batch(candidates, rewards, scored["pairs"], self.roles.reference, self.tokenizer,
+                                    self.cfg.scoring.pair_margin), "preference_batch"
+        self.run.write(r, kind, batch, kind)
+        if batch.num_rows == 0:
+            return {"skipped": 1.0}
+        metrics = self.roles.learner.update(batch, producer=f"ouro run round {r}")
+        return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+
+    @property
+    def tokenizer(self):
+        if not hasattr(self, "_tokenizer"):
+            from ouro_ray.models.load import load_tokenizer
+
+            self._tokenizer = load_tokenizer(self.model_dir)
+        return self._tokenizer
+
+    # 7 -----------------------------------------------------------------------------------------
+    def replay(self, prompts: pa.Table, rewards: pa.Table, r: int) -> dict:
+        self.stage("replay")
+        failing = replay_stage.failing_prompts(prompts, rewards, self.cfg.replay.threshold, r)
+        self.state["pool"] = replay_stage.update_pool(self.state["pool"], failing, self.cfg.replay)
+        self.run.write_json(f"round_{r:03d}/replay.json", {
+            "failing": [{"prompt_id": e["record"]["prompt_id"], "cluster": e["cluster"],
+                         "mean_reward": round(e["mean_reward"], 4)} for e in failing],
+            "pool_clusters": replay_stage.clusters(self.state["pool"])})
+        return {"replayed": self.replayed_now, "failing_prompts": len(failing), "pool": len(self.state["pool"])}
+
+    # ---------------------------------------------------------------- evaluation and the run
+    def evaluate(self, r: int) -> Measured:
+        """Held-out prompts, ``evaluation.n`` candidates each, the same sampling seed every round."""
+        self.stage("evaluate")
+        sampling = dataclasses.replace(self.cfg.rollout.sampling, n=self.cfg.evaluation.n)
+        candidates = self.roles.rollout.generate(self.held_out, seed=derive_seed(self.cfg.seed, "evaluate"),
+                                                 sampling=sampling)
+        items, scores, rewards, _ = self.judge(candidates, self.held_out)
+        kl = token_kl(candidates, self.roles.reference.logprobs(candidates))
+        lengths = pc.list_value_length(candidates.column("token_ids")).to_numpy()
+        metrics = {"round": r, "policy_version": int(candidates.column("policy_version")[0].as_py()),
+                   **measure(items, scores, rewards, kl, lengths)}
+        self.run.write(r, "heldout_candidates", candidates, "candidates")
+        self.run.write(r, "heldout_scores", scores, "scores")
+        return Measured(metrics, candidates, scores, rewards)
+
+    def run_rounds(self, on_round: Callable[[int, dict], None] = lambda r, m: None) -> list[dict]:
+        """Round 0's measurement (fresh runs), then every remaining round; returns metrics rounds."""
+        history = self.run.read_json("metrics.json", {"rounds": []})["rounds"]
+        done = self.state["completed_rounds"]
+        history = [m for m in history if m["round"] <= done]
+        self.run.drop_review_rounds(done)
+        if not history:
+            history.append(self.evaluate(0).metrics)
+            self.run.write_json("metrics.json", {"rounds": history})
+            on_round(0, history[-1])
+        for r in range(done, self.cfg.rounds):
+            train = self.round(r)
+            measured = self.evaluate(r + 1).metrics
+            history.append({**measured, **train})
+            self.finish_round(r, history)
+            on_round(r + 1, history[-1])
+        return history
+
+    def finish_round(self, r: int, history: list[dict]) -> None:
+        """Export the policy, write metrics, then the state (last: a crash before it reruns round r)."""
+        checkpoint = self.roles.learner.latest_checkpoint()
+        if checkpoint is not None and (checkpoint / "policy").is_dir():
+            self.run.export_policy(checkpoint / "policy")
+        self.run.write_json("metrics.json", {"rounds": history})
+        self.state.update(completed_rounds=r + 1, policy_version=int(self.roles.learner.version))
+        self.run.save_state(self.state)

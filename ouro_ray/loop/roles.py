@@ -1,0 +1,120 @@
+"""The role groups one run uses, built from config: rollout, reference, judges, learner, weight store.
+
+Each group is remote or in-process by its own config (``num_workers`` / ``judges.max_workers`` 0:
+in the driver), with the same API, so the driver does not care which.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ouro_ray.config import OuroConfig
+
+
+@dataclass
+class Roles:
+    rollout: Any
+    reference: Any
+    judges: Any
+    learner: Any
+    store: Any
+    store_name: tuple[str, str | None] | None = None
+    """(name, namespace) of the weight-store actor; None when it lives in the driver."""
+
+    def close(self) -> None:
+        """Stop every group (learner first: it may be mid-checkpoint)."""
+        for group in (self.learner, self.judges, self.rollout, self.reference):
+            close = getattr(group, "close", None)
+            if close is not None:
+                close()
+        if self.store_name is not None:
+            _kill_named(*self.store_name)
+
+
+def _kill_named(name: str, namespace: str | None, timeout_s: float = 30.0) -> None:
+    """Kill a named actor and wait until its name is free, so the next run gets a fresh one, not a dying one."""
+    import ray
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            ray.kill(ray.get_actor(name, namespace=namespace))
+        except ValueError:  # no actor of that name (any more)
+            return
+        time.sleep(0.1)
+
+
+def checkpoint_version(path: Path) -> int:
+    return int(json.loads((path / "learner_state.json").read_text())["version"])
+
+
+def prune_checkpoints(learner_dir: Path, version: int) -> list[Path]:
+    """Remove checkpoints newer than ``version`` (written by a round that did not finish)."""
+    removed = []
+    for path in learner_dir.glob("checkpoint_*"):
+        if (path / "learner_state.json").is_file() and checkpoint_version(path) > version:
+            shutil.rmtree(path)
+            removed.append(path)
+    if removed:  # Ray Train's index still lists them and would hand the worker a deleted checkpoint
+        for snapshot in learner_dir.glob("checkpoint_manager_snapshot*.json"):
+            snapshot.unlink()
+    return removed
+
+
+def _store_version(store: Any) -> int:
+    if hasattr(store, "version") and not hasattr(store.version, "remote"):
+        return store.version()
+    import ray
+
+    return ray.get(store.version.remote(), timeout=60)
+
+
+def await_version(store: Any, version: int, failed: Callable[[], BaseException | None] = lambda: None,
+                  timeout_s: float = 600.0) -> None:
+    """Block until the weight store holds ``version`` (a resumed Ray Train learner publishes it on start)."""
+    deadline = time.monotonic() + timeout_s
+    while _store_version(store) < version:
+        if failed() is not None:
+            raise RuntimeError(f"the learner failed while resuming at version {version}") from failed()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the learner did not publish policy version {version} within {timeout_s:.0f} s; "
+                               "fix: check the learner's Ray Train logs (ray dashboard, Jobs/Actors)")
+        time.sleep(0.2)
+
+
+def build_roles(cfg: OuroConfig, model_dir: str, storage: Path, resume_version: int,
+                progress: Callable[[str], None]) -> Roles:
+    """Every group of the run; the learner resumes from ``storage`` at ``resume_version``."""
+    from actors.judge import JudgeGroup
+    from actors.learner_group import LearnerGroup
+    from actors.reference import ReferenceGroup
+    from actors.rollout import RolloutGroup
+    from actors.weights import start_weight_store
+
+    prefix, ns = cfg.cluster.namespace, cfg.cluster.namespace
+    local_store = cfg.rollout.workers.num_workers == 0 and cfg.learner.num_workers == 0
+    store = start_weight_store(prefix, ns, local=local_store)
+    progress("starting the rollout group")
+    rollout = RolloutGroup(model_dir, cfg.rollout, seed=cfg.seed, weight_store=store, prefix=prefix, namespace=ns)
+    progress("starting the reference group")
+    reference = ReferenceGroup(model_dir, cfg.reference, prefix=prefix, namespace=ns)
+    progress("starting the judge group")
+    judges = JudgeGroup(cfg.judges, model_dir=model_dir, prefix=prefix, serve_host=cfg.cluster.serve_host,
+                        serve_port=cfg.cluster.serve_port)
+    pruned = prune_checkpoints(storage / "learner", resume_version)
+    if pruned:
+        progress(f"dropped {len(pruned)} checkpoint(s) of an unfinished round")
+    progress("starting the learner")
+    learner = LearnerGroup(cfg.learner, model_dir, storage_path=str(storage), seed=cfg.seed, weight_store=store,
+                           prefix=prefix)
+    if learner.version != resume_version:
+        raise RuntimeError(f"the learner resumed at policy version {learner.version}, but the run finished its "
+                           f"rounds at version {resume_version}; fix: keep learner.keep_checkpoints >= 2, or "
+                           f"start a new run")
+    await_version(store, resume_version, lambda: getattr(learner, "_failure", None))
+    return Roles(rollout, reference, judges, learner, store, None if local_store else (f"{prefix}/weights", ns))

@@ -1,0 +1,130 @@
+"""`ouro run` end to end on the small tiny model, through real Ray actors: rollout and reference
+actors, the judge group on Ray Serve, the learner on Ray Train; then an interrupted round and resume."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow.parquet as pq
+import pytest
+from rich.console import Console
+
+pytestmark = pytest.mark.ray
+
+ROUNDS = 2
+
+
+def _overrides(model_dir: str) -> list[str]:
+    return [
+        f"model.path={model_dir}", "cluster.namespace=ouro-test", f"rounds={ROUNDS}",
+        "data.synthetic_dialogs=6", "loop.prompts_per_round=16", "distill.use_ai=false",
+        "rollout.sampling.n=2", "rollout.sampling.max_new_tokens=12",
+        "rollout.workers.num_workers=1", "rollout.workers.num_cpus=0.5",
+        "reference.workers.num_workers=1", "reference.workers.num_cpus=0.25",
+        "judges.llm.enabled=false", "judges.min_workers=1", "judges.max_workers=1", "judges.num_cpus=0.25",
+        "learner.algo=ppo", "learner.num_workers=1", "learner.num_cpus_per_worker=0.5",
+        "learner.optim.lr=1e-3", "learner.optim.micro_batch_size=16",
+        "evaluation.held_out_dialogs=4", "evaluation.size=8", "evaluation.n=2",
+        "replay.threshold=0.5",  # the small model writes noise (content -1): its prompts fail and come back
+    ]
+
+
+@pytest.fixture(scope="module")
+def finished_run(ray_cluster, serve_info, tiny_model_dir, tmp_path_factory):
+    """A fresh two-round run; returns (run dir, metrics rounds)."""
+    from ouro_ray.loop.run import open_run, run
+
+    out = tmp_path_factory.mktemp("loop") / "run"
+    overrides = _overrides(tiny_model_dir) + [f"cluster.serve_port={serve_info.port}"]
+    cfg, run_dir = open_run(None, overrides, str(out), None)
+    history = run(cfg, run_dir, console=Console(file=open(out.parent / "console.txt", "w"), width=160))
+    return run_dir, history
+
+
+SHARDS_PER_ROUND = {
+    "dialogs": "dialogs", "summaries": "summaries", "labyrinth": "labyrinth", "candidates": "candidates",
+    "scores": "scores", "experience": "experience", "heldout_candidates": "candidates", "heldout_scores": "scores",
+}
+
+
+def test_every_stage_writes_its_shard_with_the_right_schema(finished_run):
+    from ouro_ray.data import read_shard
+    from ouro_ray.loop.scoring import REWARDS_SCHEMA
+
+    run_dir, _ = finished_run
+    for r in range(ROUNDS):
+        d = run_dir.path / f"round_{r:03d}"
+        for name, kind in SHARDS_PER_ROUND.items():
+            table = read_shard(d / f"{name}.parquet", kind).table  # validates the schema and every row
+            assert table.num_rows > 0, (r, name)
+        for name in ("dialogs", "summaries", "labyrinth", "scores"):
+            assert read_shard(d / f"{name}.jsonl", name if name != "labyrinth" else "labyrinth").table.num_rows > 0
+        rewards = pq.read_table(d / "rewards.parquet")
+        assert rewards.schema.equals(REWARDS_SCHEMA)
+        candidates = pq.read_table(d / "candidates.parquet")
+        assert rewards.num_rows == candidates.num_rows  # every candidate got one combined reward
+        assert set(candidates.column("policy_version").to_pylist()) == {r}  # round r samples version r
+        replay = json.loads((d / "replay.json").read_text())
+        assert set(replay) == {"failing", "pool_clusters"}
+    # round 1 mixes replayed prompts from round 0's failures back in
+    prompts = pq.read_table(run_dir.path / "round_001" / "labyrinth.parquet").column("prompt_id").to_pylist()
+    assert any("~r1" in p for p in prompts)
+
+
+def test_metrics_cover_round_zero_and_every_round_and_the_reward_moved(finished_run):
+    run_dir, history = finished_run
+    metrics = json.loads((run_dir.path / "metrics.json").read_text())["rounds"]
+    assert [m["round"] for m in metrics] == list(range(ROUNDS + 1))
+    assert [m["policy_version"] for m in metrics] == list(range(ROUNDS + 1))
+    for key in ("reward_mean", "safety", "persona", "kl"):
+        assert all(isinstance(m[key], float) for m in metrics), key
+    assert metrics[0]["kl"] == pytest.approx(0.0, abs=1e-4)  # round 0: the policy is the reference
+    assert metrics[-1]["kl"] != pytest.approx(0.0, abs=1e-4)
+    assert metrics[-1]["reward_mean"] != metrics[0]["reward_mean"]
+    assert all(-1.0 <= m["reward_mean"] <= 1.0 for m in metrics)
+    assert metrics[1]["update_version"] == 1.0 and metrics[2]["update_version"] == 2.0
+
+
+def test_run_writes_the_report_files_and_the_policy(finished_run):
+    from transformers import AutoModelForCausalLM
+
+    run_dir, _ = finished_run
+    p = run_dir.path
+    header = (p / "training_history.csv").read_text().splitlines()[0].split(",")
+    assert header[:4] == ["epoch", "avg_reward", "safety_score", "kl"]
+    assert (p / "metrics.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = json.loads((p / "safety_report.json").read_text())
+    assert report["epochs"] == ROUNDS and "convergence_epoch" in report
+    AutoModelForCausalLM.from_pretrained(p / "policy")  # the exported policy is a plain HF directory
+    assert json.loads((p / "state.json").read_text())["completed_rounds"] == ROUNDS
+
+
+def test_an_interrupted_round_is_rerun_on_resume(finished_run, monkeypatch):
+    """Round 2 (the third) fails after its update checkpointed; --resume reruns it from version 2."""
+    from ouro_ray.loop import driver
+    from ouro_ray.loop.run import open_run, run
+
+    run_dir, _ = finished_run
+    console = Console(file=open(run_dir.path.parent / "console-resume.txt", "w"), width=160)
+    original = driver.Loop.replay
+
+    def crash(self, prompts, rewards, r):
+        raise KeyboardInterrupt(f"simulated interruption in round {r}")
+
+    monkeypatch.setattr(driver.Loop, "replay", crash)
+    cfg, same = open_run(None, [f"rounds={ROUNDS + 1}"], None, str(run_dir.path))
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, same, console=console)
+    state = json.loads((run_dir.path / "state.json").read_text())
+    assert state["completed_rounds"] == ROUNDS and state["policy_version"] == ROUNDS  # round 2 did not count
+
+    monkeypatch.setattr(driver.Loop, "replay", original)
+    cfg, same = open_run(None, [], None, str(run_dir.path))
+    assert cfg.rounds == ROUNDS + 1  # the override was kept in RUN_DIR/config.yaml
+    history = run(cfg, same, console=console)
+    assert [m["round"] for m in history] == list(range(ROUNDS + 2))
+    assert history[-1]["policy_version"] == ROUNDS + 1  # one update for round 2, not two
+    candidates = pq.read_table(run_dir.path / f"round_{ROUNDS:03d}" / "candidates.parquet")
+    assert set(candidates.column("policy_version").to_pylist()) == {ROUNDS}
+    state = json.loads((run_dir.path / "state.json").read_text())
+    assert state["completed_rounds"] == ROUNDS + 1
