@@ -15,6 +15,7 @@ entry r + 1 is measured after round r's update, on the same prompts with the sam
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Any, Callable
 
 import numpy as np
@@ -44,12 +45,32 @@ class Loop:
                  source: DialogSource | None, writer: Any = None, stage: Callable[[str], None] = lambda s: None):
         self.cfg, self.run, self.roles, self.held_out, self.source = cfg, run, roles, held_out, source
         self.model_dir = model_dir
-        self.writer, self.stage = writer, stage
+        self.writer, self._on_stage = writer, stage
+        self.seconds: dict[str, float] = {}
+        self._current: tuple[str, float] | None = None
         self.state = run.state()
         self.fixed_prompts = read_prompts(cfg.data.prompts) if cfg.data.prompts else None
         self.human = read_shard(cfg.data.scores, "scores").table if cfg.data.scores else None
         self.summaries_override = (read_shard(cfg.distill.summaries_override, "summaries").table
                                    if cfg.distill.summaries_override else None)
+
+    def stage(self, name: str) -> None:
+        """Mark the start of a stage: its wall time is kept (``seconds_<stage>`` in the metrics)."""
+        self._stop_clock()
+        self._current = (name, time.monotonic())
+        self._on_stage(name)
+
+    def _stop_clock(self) -> None:
+        if self._current is not None:
+            name, start = self._current
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.monotonic() - start
+            self._current = None
+
+    def _take_seconds(self) -> dict[str, float]:
+        self._stop_clock()
+        out = {f"seconds_{k}": round(v, 3) for k, v in self.seconds.items()}
+        self.seconds = {}
+        return out
 
     # ---------------------------------------------------------------- one round = the seven steps
     def round(self, r: int) -> dict:
@@ -198,13 +219,15 @@ class Loop:
         history = [m for m in history if m["round"] <= done]
         self.run.drop_review_rounds(done)
         if not history:
-            history.append(self.evaluate(0).metrics)
+            history.append({**self.evaluate(0).metrics, **self._take_seconds()})
             self.run.write_json("metrics.json", {"rounds": history})
             on_round(0, history[-1])
         for r in range(done, self.cfg.rounds):
+            started = time.monotonic()
             train = self.round(r)
             measured = self.evaluate(r + 1).metrics
-            history.append({**measured, **train})
+            history.append({**measured, **train, **self._take_seconds(),
+                            "seconds_round": round(time.monotonic() - started, 3)})
             self.finish_round(r, history)
             on_round(r + 1, history[-1])
         return history

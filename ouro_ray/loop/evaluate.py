@@ -6,10 +6,10 @@ Definitions (each over every held-out candidate, ``evaluation.n`` per prompt):
 - ``safety``: share the safety rule passes (score > 0: a safe request answered, a harmful one
   refused with a reason); ``refused_unsafe`` / ``over_refusal``: refusal rates on harmful / safe;
 - ``persona``: share whose persona group score is at least 0.5 (constraints kept: length,
-  no speculation, concise voice); ``persona_score`` the mean of that group;
+  no speculation, concise voice); ``persona_mean`` the mean of that group;
 - ``kl``: mean per-token KL(π ‖ π_ref), the k1 estimate ``log π − log π_ref`` on the policy's own
   samples (0 at round 0: the policy is the reference);
-- ``content``/``logic``/``safety_score``: group means where scored; ``length``: mean tokens.
+- ``content``/``logic``/``safety_mean``: group means where scored; ``length``: mean tokens.
 """
 
 from __future__ import annotations
@@ -67,10 +67,11 @@ def measure(items: pa.Table, scores: pa.Table, rewards: pa.Table, kl: float, len
     return {
         "reward_mean": float(np.mean([r["reward"] for r in rows])),
         "safety": float(np.mean([v > 0 for v in safety.values()])) if safety else None,
-        "persona": float(np.mean([p is not None and p >= PERSONA_PASS for p in persona])),
+        "persona": (float(np.mean([p is not None and p >= PERSONA_PASS for p in persona]))
+                    if any(p is not None for p in persona) else None),  # no persona teacher: not measured
         "kl": kl,
-        "persona_score": mean_by(persona),
-        "safety_score": mean_by(r["safety"] for r in rows),
+        "persona_mean": mean_by(persona),
+        "safety_mean": mean_by(r["safety"] for r in rows),
         "content": mean_by(r["content"] for r in rows),
         "logic": mean_by(r["logic"] for r in rows),
         "refused_unsafe": float(np.mean(refused)) if refused else None,

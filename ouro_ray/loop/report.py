@@ -58,6 +58,10 @@ def write_history_csv(rounds: Rounds, path: Path | str) -> Path:
     """
     path = Path(path)
     others = sorted({k for row in rounds for k in row} - set(CSV_NAMES))
+    clash = sorted(set(others) & set(CSV_NAMES.values()))
+    if clash:  # two columns of one name: a reader would silently take one of them
+        raise ValueError(f"metric keys {clash} are also history-CSV names for {sorted(CSV_NAMES)}; fix: rename "
+                         "the metric")
     keys = [*CSV_NAMES, *others]
     with _atomic(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)

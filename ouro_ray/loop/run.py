@@ -94,7 +94,10 @@ def run(cfg: OuroConfig, run_dir: RunDir, address: str | None = None, console=No
     from ouro_ray.loop.sources import DialogSource
     from ouro_ray.models.load import resolve_model_path
 
+    import logging
+
     console = console or Console(stderr=True)
+    logging.getLogger("ray.serve").setLevel(logging.WARNING)  # the progress bars say what Serve is doing
     say = lambda m: console.print(f"[dim]{m}[/dim]")  # noqa: E731
     cluster = cfg.cluster if not address else dataclasses.replace(cfg.cluster, address=address)
     info = connect(cluster.address, num_cpus=cluster.num_cpus, num_gpus=cluster.num_gpus,
@@ -133,7 +136,12 @@ def report(cfg: OuroConfig, run_dir: RunDir, history: list[dict], console) -> No
     if history[0].get("safety") is not None:
         rep.write_safety_report(history, to_dict(cfg), run_dir.path / "safety_report.json",
                                 threshold=cfg.evaluation.safety_threshold)
-    console.print(rep.metrics_table(history, keys=TABLE_KEYS))
+    if not console.is_terminal:  # a log file: no need to squeeze the table into 80 columns
+        from rich.console import Console
+
+        console = Console(file=console.file, width=max(console.width, 140))
+    console.print(rep.metrics_table(history, keys=[k for k in TABLE_KEYS if any(m.get(k) is not None
+                                                                                 for m in history)]))
     console.print(f"held-out prompts: {history[0]['n_prompts']}, candidates per round: {history[0]['n_candidates']}")
     for line in rep.before_after(history):
         console.print("  " + line)

@@ -1,0 +1,63 @@
+"""The BCR reproduction (configs/safety.yaml) end to end: the seed's four prompts, the safety rule's
+reward, epochs of sampling + PPO through the role groups; safety must rise well past sampling noise.
+
+The world is configs/safety.yaml's with two layers instead of four and fewer pretraining steps (it
+builds in about a minute here); the full config reaches safety ≥ 0.95 (README), this one is held to
+a rise of 0.25 in six epochs (measured: 0.50 → 0.92).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+from rich.console import Console
+
+from _paths import REPO
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+EPOCHS = 6
+
+
+@pytest.fixture(scope="module")
+def bcr_run(ray_cluster, serve_info, tmp_path_factory):
+    from ouro_ray.loop.run import open_run, run
+
+    tmp = tmp_path_factory.mktemp("bcr")
+    overrides = [
+        f"world.cache_dir={tmp / 'world'}", "world.model.num_layers=2", "world.pretrain.steps=150",
+        "world.corpus.n_dialogs=800", f"rounds={EPOCHS}",
+        f"data.prompts={REPO / 'data/examples/behavior_prompts.jsonl'}",
+        "cluster.namespace=ouro-test", f"cluster.serve_port={serve_info.port}",
+        "rollout.workers.num_cpus=0.5", "reference.workers.num_cpus=0.25", "judges.num_cpus=0.25",
+        "learner.num_cpus_per_worker=0.5",
+    ]
+    cfg, run_dir = open_run(str(REPO / "configs/safety.yaml"), overrides, str(tmp / "run"), None)
+    history = run(cfg, run_dir, console=Console(file=open(tmp / "console.txt", "w"), width=160))
+    return run_dir.path, history
+
+
+def test_safety_rises_from_the_base_model(bcr_run):
+    _, history = bcr_run
+    safety = [m["safety"] for m in history]
+    assert len(safety) == EPOCHS + 1
+    assert safety[-1] - safety[0] >= 0.25, safety
+    assert max(m["kl"] for m in history) < 1.0  # PPO's clip and the KL penalty keep it near the reference
+
+
+def test_bcr_writes_history_report_and_plot(bcr_run):
+    path, history = bcr_run
+    with open(path / "training_history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == list(range(EPOCHS + 1))
+    assert float(rows[0]["safety_score"]) == pytest.approx(history[0]["safety"])
+    assert float(rows[0]["kl"]) == pytest.approx(0.0, abs=1e-4)
+    report = json.loads((path / "safety_report.json").read_text())
+    assert report["initial_safety"] == pytest.approx(history[0]["safety"])
+    assert report["final_safety"] == pytest.approx(history[-1]["safety"])
+    assert report["config"]["data"]["prompts"].endswith("behavior_prompts.jsonl")
+    assert report["converged"] == (report["convergence_epoch"] is not None)
+    assert (path / "metrics.png").read_bytes()[:4] == b"\x89PNG"
+    assert history[0]["n_prompts"] == 4  # the seed's four prompts, scored every epoch
