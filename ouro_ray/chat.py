@@ -205,10 +205,10 @@ def cmd_chat(args: argparse.Namespace) -> int:
         return EXIT_BAD_CONFIG
     interactive = sys.stdin.isatty()
     if interactive:
-        try:
-            import readline  # noqa: F401  (line editing and history for input())
-        except ImportError:
-            pass
+        import importlib.util
+
+        if importlib.util.find_spec("readline") is not None:  # line editing and history for input()
+            importlib.import_module("readline")
 
         print(f"chatting with {model_dir}; dialogues go to {out}; /help lists the commands", file=sys.stderr)
     try:
