@@ -12,6 +12,7 @@ every actor the reference plus a row range; the actor slices its zero-copy view.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any, Callable, Sequence
 
@@ -58,6 +59,7 @@ class ActorGroup:
         if resources.num_workers == 0:
             self.names = [f"{prefix}/{role}/local"]
             self._local = _hosted(cls)(*args, worker_index=0, **kwargs)
+            self._local_lock = threading.Lock()  # one call at a time, as an actor runs them (async mode has two threads)
             self.actors: list[Any] = []
             return
         import ray
@@ -126,7 +128,8 @@ class ActorGroup:
 
     def _call_local(self, method: str, *args: Any, **kwargs: Any) -> Any:
         try:
-            return getattr(self._local, method)(*args, **kwargs)
+            with self._local_lock:
+                return getattr(self._local, method)(*args, **kwargs)
         except Exception as exc:
             raise role_error(exc, self.role, self.names[0], method)
 

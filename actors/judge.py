@@ -17,6 +17,7 @@ replica slices its zero-copy view. ``max_workers: 0`` runs one ``JudgeWorker`` i
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any, Sequence
 
@@ -83,6 +84,7 @@ class JudgeGroup:
         self.resubmitted = 0
         if cfg.max_workers == 0:
             self._local: JudgeWorker | None = JudgeWorker(*self._args)
+            self._local_lock = threading.Lock()  # one batch at a time, as a replica runs them
             self._handle = None
             return
         self._local = None
@@ -134,7 +136,8 @@ class JudgeGroup:
         """Verdicts for every row of ``items`` (a ``judge_items`` table), each exactly once, in row order."""
         if self._local is not None:
             try:
-                return self._local.score(items)
+                with self._local_lock:
+                    return self._local.score(items)
             except Exception as exc:
                 raise role_error(exc, "judge", self._local.name, "score")
         import ray

@@ -20,24 +20,25 @@ class WeightStore:
     """The latest published policy version: ``(version, payload)`` or a boxed object reference."""
 
     def __init__(self) -> None:
-        self._version = -1
-        self._box: list[Any] | None = None
+        self._latest: tuple[int, list[Any]] | None = None
+        """(version, box), replaced whole: a reader on another thread never sees a mixed pair."""
 
     def publish(self, version: int, payload: WeightPayload) -> int:
         """Record ``version``; inside an actor the payload is put into the object store, owned here."""
-        if version < self._version:
-            raise ValueError(f"version {version} published after {self._version}: versions must not go back; "
+        if version < self.version():
+            raise ValueError(f"version {version} published after {self.version()}: versions must not go back; "
                              "fix: publish with the learner's update count")
         # The same version again is a restarted learner republishing what it holds: keep the newer copy.
-        self._version, self._box = version, [_own(payload)]
+        self._latest = (version, [_own(payload)])
         return version
 
     def latest(self) -> tuple[int, list[Any]] | None:
         """``(version, box)`` of the newest version, or None before the first publish."""
-        return None if self._box is None else (self._version, self._box)  # boxed: Ray passes the ref unresolved
+        return self._latest  # the ref is boxed in a list: Ray passes it on unresolved
 
     def version(self) -> int:
-        return self._version
+        latest = self._latest
+        return -1 if latest is None else latest[0]
 
 
 def _own(payload: WeightPayload) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from ouro_ray.config.fields import param
 
@@ -105,3 +106,14 @@ class LoopConfig:
     """How the rounds run."""
 
     prompts_per_round: int = param(0, "most training prompts per round, a seeded sample (0: all)", ge=0)
+    mode: Literal["sync", "async"] = param(
+        "sync", "sync: a round's generation waits for the previous update; async: the next rounds' steps 1-5 and "
+                "7 run on a thread while this round's update trains")
+    max_staleness: int = param(1, "async mode: the most policy versions a round's candidates may lag behind the "
+                                  "policy that trains on them", ge=1)
+
+    def checks(self) -> list[tuple[str, str]]:
+        if self.mode == "sync" and self.max_staleness != 1:
+            return [("loop.max_staleness", f"loop.max_staleness = {self.max_staleness} bounds async mode only, and "
+                                           "loop.mode is sync; fix: set loop.mode=async, or drop loop.max_staleness")]
+        return []

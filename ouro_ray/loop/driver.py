@@ -5,8 +5,12 @@
     prompts    = labyrinth(summaries, r)       3  rephrase / adversarial / contrastive + replayed
     candidates = regenerate(prompts, r)        4  n per prompt, rollout group
     rewards    = score(candidates, prompts, r) 5  teachers → λ-weighted reward; review queue
-    update     = update(candidates, rewards)   6  PPO on experience, or DPO on ranked pairs
     replay(prompts, rewards, r)                7  failures, clustered, re-enter next round
+    update     = update(experience, r)         6  PPO on experience, or DPO on ranked pairs
+
+Stage 7 needs only the rewards, so it runs before the update: everything round r + 1 needs from
+round r is then known before round r trains. ``loop.mode=async`` uses that to make the next rounds'
+experience on a thread while the update runs (see :mod:`ouro_ray.loop.pipeline`).
 
 Round 0 of ``metrics.json`` is the policy before any update, measured on the held-out prompts;
 entry r + 1 is measured after round r's update, on the same prompts with the same sampling seed.
@@ -14,8 +18,11 @@ entry r + 1 is measured after round r's update, on the same prompts with the sam
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import threading
 import time
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -27,6 +34,7 @@ from ouro_ray.data import read_shard
 from ouro_ray.judges.items import judge_items
 from ouro_ray.loop import replay as replay_stage
 from ouro_ray.loop.evaluate import Measured, measure, token_kl
+from ouro_ray.loop.pipeline import Ahead, StageClock
 from ouro_ray.loop.roles import Roles
 from ouro_ray.loop.rundir import RunDir
 from ouro_ray.loop.scoring import combine, human_rows, review_queue
@@ -35,7 +43,25 @@ from ouro_ray.seeding import derive_seed
 from ouro_ray.stages.distill import distill as distill_stage
 from ouro_ray.stages.labyrinth import labyrinth as labyrinth_stage
 
-STAGES = ("dialogue", "distill", "labyrinth", "regenerate", "score", "update", "replay", "evaluate")
+STAGES = ("dialogue", "distill", "labyrinth", "regenerate", "score", "replay", "update", "evaluate")
+"""The stages in the order a round runs them."""
+STEP = {"dialogue": "1", "distill": "2", "labyrinth": "3", "regenerate": "4", "score": "5", "replay": "7",
+        "update": "6", "evaluate": "eval"}
+"""Each stage's number among the seven steps."""
+
+
+@dataclass
+class Experience:
+    """Round r up to its update: what stage 6 consumes, and the run state as stage 7 left it."""
+
+    round: int
+    prompts: pa.Table
+    candidates: pa.Table
+    rewards: pa.Table
+    scored: dict
+    stats: dict
+    state: dict
+    """``pool`` and ``chat_seen`` after this round (what state.json records once the round finishes)."""
 
 
 class Loop:
@@ -46,48 +72,56 @@ class Loop:
         self.cfg, self.run, self.roles, self.held_out, self.source = cfg, run, roles, held_out, source
         self.model_dir = model_dir
         self.writer, self._on_stage = writer, stage
-        self.seconds: dict[str, float] = {}
-        self._current: tuple[str, float] | None = None
+        self.clock = StageClock()
+        self._lane = threading.local()
         self.state = run.state()
         self.fixed_prompts = read_prompts(cfg.data.prompts) if cfg.data.prompts else None
         self.human = read_shard(cfg.data.scores, "scores").table if cfg.data.scores else None
         self.summaries_override = (read_shard(cfg.distill.summaries_override, "summaries").table
                                    if cfg.distill.summaries_override else None)
 
-    def stage(self, name: str) -> None:
-        """Mark the start of a stage: its wall time is kept (``seconds_<stage>`` in the metrics)."""
-        self._stop_clock()
-        self._current = (name, time.monotonic())
-        self._on_stage(name)
+    @property
+    def lane(self) -> str:
+        """'main', or 'ahead' on the thread that makes later rounds' experience (async mode)."""
+        return getattr(self._lane, "name", "main")
 
-    def _stop_clock(self) -> None:
-        if self._current is not None:
-            name, start = self._current
-            self.seconds[name] = self.seconds.get(name, 0.0) + time.monotonic() - start
-            self._current = None
+    def stage(self, name: str, r: int) -> None:
+        """Mark the start of round r's stage ``name``: its wall time becomes ``seconds_<name>`` of round r.
 
-    def _take_seconds(self) -> dict[str, float]:
-        self._stop_clock()
-        out = {f"seconds_{k}": round(v, 3) for k, v in self.seconds.items()}
-        self.seconds = {}
-        return out
+        The held-out evaluation after round r's update counts towards round r (the one before any
+        update is round -1).
+        """
+        self.clock.start(name, r, self.lane)
+        self._on_stage(name, self.lane)
 
     # ---------------------------------------------------------------- one round = the seven steps
-    def round(self, r: int) -> dict:
+    def experience(self, r: int) -> Experience:
+        """Steps 1-5 and 7 of round r: all the update needs (async mode runs this ahead)."""
         dialogs = self.dialogue(r)
         summaries = self.distill(dialogs, r)
-        prompts = self.labyrinth(summaries, dialogs, r)
+        prompts, replayed = self.labyrinth(summaries, dialogs, r)
         candidates = self.regenerate(prompts, r)
         rewards, scored = self.score(candidates, prompts, r)
-        update = self.update(candidates, rewards, scored, r)
-        replayed = self.replay(prompts, rewards, r)
-        train = {"train_reward_mean": float(np.mean(rewards.column("reward").to_numpy())),
-                 "train_prompts": prompts.num_rows, "train_candidates": candidates.num_rows}
-        return {**train, **scored["stats"], **replayed, **{f"update_{k}": v for k, v in update.items()}}
+        failing = self.replay(prompts, rewards, r)
+        self.clock.stop()
+        stats = {"train_reward_mean": float(np.mean(rewards.column("reward").to_numpy())),
+                 "train_prompts": prompts.num_rows, "train_candidates": candidates.num_rows,
+                 **scored["stats"], "replayed": replayed, "failing_prompts": failing, "pool": len(self.state["pool"])}
+        state = {"pool": copy.deepcopy(self.state["pool"]), "chat_seen": list(self.state["chat_seen"])}
+        return Experience(r, prompts, candidates, rewards, scored, stats, state)
+
+    def round(self, r: int, experience: Experience | None = None) -> dict:
+        """Round r: its experience (made here, or ahead in async mode), then the update (step 6)."""
+        experience = experience or self.experience(r)
+        versions = experience.candidates.column("policy_version").to_numpy()
+        staleness = {"train_policy_version": int(versions.min()), "staleness": int(self.roles.learner.version
+                                                                                   - versions.min())}
+        update = self.update(experience, r)
+        return {**experience.stats, **staleness, **{f"update_{k}": v for k, v in update.items()}}
 
     # 1 -----------------------------------------------------------------------------------------
     def dialogue(self, r: int) -> pa.Table | None:
-        self.stage("dialogue")
+        self.stage("dialogue", r)
         if self.fixed_prompts is not None:
             return None
         dialogs, chat_ids = self.source.round_dialogs(r, set(self.state["chat_seen"]))
@@ -100,7 +134,7 @@ class Loop:
 
     # 2 -----------------------------------------------------------------------------------------
     def distill(self, dialogs: pa.Table | None, r: int) -> pa.Table | None:
-        self.stage("distill")
+        self.stage("distill", r)
         if dialogs is None:
             return None
         result = distill_stage(dialogs, self.cfg.distill, self.writer, self.summaries_override)
@@ -108,8 +142,9 @@ class Loop:
         return result.summaries
 
     # 3 -----------------------------------------------------------------------------------------
-    def labyrinth(self, summaries: pa.Table | None, dialogs: pa.Table | None, r: int) -> pa.Table:
-        self.stage("labyrinth")
+    def labyrinth(self, summaries: pa.Table | None, dialogs: pa.Table | None, r: int) -> tuple[pa.Table, int]:
+        """Round r's prompts (fresh ones and ones replayed from the pool) and how many were replayed."""
+        self.stage("labyrinth", r)
         if self.fixed_prompts is not None:
             fresh = self.fixed_prompts
         else:
@@ -125,12 +160,11 @@ class Loop:
         fresh = sample_rows(fresh, (cap - len(records)) if cap else 0, derive_seed(self.cfg.seed, "prompts", r))
         prompts = pa.concat_tables([fresh, pa.Table.from_pylist(records, schema=fresh.schema)]) if records else fresh
         self.run.write(r, "prompts" if kind == "prompts" else "labyrinth", prompts, kind)
-        self.replayed_now = len(records)
-        return prompts
+        return prompts, len(records)
 
     # 4 -----------------------------------------------------------------------------------------
     def regenerate(self, prompts: pa.Table, r: int) -> pa.Table:
-        self.stage("regenerate")
+        self.stage("regenerate", r)
         candidates = self.roles.rollout.generate(prompts, seed=derive_seed(self.cfg.seed, "rollout", r))
         self.run.write(r, "candidates", candidates, "candidates")
         return candidates
@@ -147,7 +181,7 @@ class Loop:
         return items, scores, combine(scores, self.cfg.scoring), out
 
     def score(self, candidates: pa.Table, prompts: pa.Table, r: int) -> tuple[pa.Table, dict]:
-        self.stage("score")
+        self.stage("score", r)
         items, scores, rewards, out = self.judge(candidates, prompts)
         queue = review_queue(rewards, scores, items, self.cfg.scoring, self.cfg.seed, r)
         self.run.write(r, "scores", scores, "scores")
@@ -162,15 +196,16 @@ class Loop:
         return rewards, {"stats": stats, "items": items, "pairs": out.pairs}
 
     # 6 -----------------------------------------------------------------------------------------
-    def update(self, candidates: pa.Table, rewards: pa.Table, scored: dict, r: int) -> dict:
-        self.stage("update")
+    def update(self, experience: Experience, r: int) -> dict:
+        self.stage("update", r)
         from ouro_ray.loop.batches import dpo_batch, ppo_batch
 
+        candidates, rewards = experience.candidates, experience.rewards
         if self.cfg.learner.algo == "ppo":
             batch, kind = ppo_batch(candidates, rewards, self.roles.reference), "experience"
         else:
-            batch, kind = dpo_batch(candidates, rewards, scored["pairs"], self.roles.reference, self.tokenizer,
-                                    self.cfg.scoring.pair_margin), "preference_batch"
+            batch, kind = dpo_batch(candidates, rewards, experience.scored["pairs"], self.roles.reference,
+                                    self.tokenizer, self.cfg.scoring.pair_margin), "preference_batch"
         self.run.write(r, kind, batch, kind)
         if batch.num_rows == 0:
             return {"skipped": 1.0}
@@ -186,20 +221,21 @@ class Loop:
         return self._tokenizer
 
     # 7 -----------------------------------------------------------------------------------------
-    def replay(self, prompts: pa.Table, rewards: pa.Table, r: int) -> dict:
-        self.stage("replay")
+    def replay(self, prompts: pa.Table, rewards: pa.Table, r: int) -> int:
+        """Round r's failing prompts join the pool, clustered; returns how many failed."""
+        self.stage("replay", r)
         failing = replay_stage.failing_prompts(prompts, rewards, self.cfg.replay.threshold, r)
         self.state["pool"] = replay_stage.update_pool(self.state["pool"], failing, self.cfg.replay)
         self.run.write_json(f"round_{r:03d}/replay.json", {
             "failing": [{"prompt_id": e["record"]["prompt_id"], "cluster": e["cluster"],
                          "mean_reward": round(e["mean_reward"], 4)} for e in failing],
             "pool_clusters": replay_stage.clusters(self.state["pool"])})
-        return {"replayed": self.replayed_now, "failing_prompts": len(failing), "pool": len(self.state["pool"])}
+        return len(failing)
 
     # ---------------------------------------------------------------- evaluation and the run
     def evaluate(self, r: int) -> Measured:
         """Held-out prompts, ``evaluation.n`` candidates each, the same sampling seed every round."""
-        self.stage("evaluate")
+        self.stage("evaluate", r - 1)
         sampling = dataclasses.replace(self.cfg.rollout.sampling, n=self.cfg.evaluation.n)
         candidates = self.roles.rollout.generate(self.held_out, seed=derive_seed(self.cfg.seed, "evaluate"),
                                                  sampling=sampling)
@@ -217,26 +253,62 @@ class Loop:
         history = self.run.read_json("metrics.json", {"rounds": []})["rounds"]
         done = self.state["completed_rounds"]
         history = [m for m in history if m["round"] <= done]
-        self.run.drop_review_rounds(done)
+        for name in ("review.jsonl", "timeline.jsonl"):  # rows of an interrupted round (rerun now)
+            self.run.drop_round_rows(name, done)
         if not history:
-            history.append({**self.evaluate(0).metrics, **self._take_seconds()})
+            measured = self.evaluate(0).metrics
+            history.append({**measured, **self._finish_clock(-1)})
             self.run.write_json("metrics.json", {"rounds": history})
             on_round(0, history[-1])
-        for r in range(done, self.cfg.rounds):
-            started = time.monotonic()
-            train = self.round(r)
-            measured = self.evaluate(r + 1).metrics
-            history.append({**measured, **train, **self._take_seconds(),
-                            "seconds_round": round(time.monotonic() - started, 3)})
-            self.finish_round(r, history)
-            on_round(r + 1, history[-1])
+        self._round_started = time.time()
+        if self.cfg.loop.mode == "sync":
+            for r in range(done, self.cfg.rounds):
+                self._train_round(r, history, on_round)
+            return history
+        staleness = self.cfg.loop.max_staleness
+        self.updated_through = done - 1  # round r's experience may start once round r-1-staleness has trained
+        with Ahead(self._experience_ahead, done, self.cfg.rounds,
+                   lambda r: self.updated_through >= r - 1 - staleness) as ahead:
+            for r in range(done, self.cfg.rounds):
+                waited = time.monotonic()
+                experience = ahead.take(r)
+                self.clock.add(r, "wait_experience", time.monotonic() - waited)
+                self._train_round(r, history, on_round, experience, ahead)
         return history
 
-    def finish_round(self, r: int, history: list[dict]) -> None:
-        """Export the policy, write metrics, then the state (last: a crash before it reruns round r)."""
+    def _experience_ahead(self, r: int) -> Experience:
+        self._lane.name = "ahead"
+        return self.experience(r)
+
+    def _train_round(self, r: int, history: list[dict], on_round: Callable[[int, dict], None],
+                     experience: Experience | None = None, ahead: Ahead | None = None) -> None:
+        train = self.round(r, experience)
+        if ahead is not None:
+            self.updated_through = r
+            ahead.poke()
+        measured = self.evaluate(r + 1).metrics
+        finished = time.time()
+        history.append({**measured, **train, **self._finish_clock(r),
+                        "seconds_round": round(finished - self._round_started, 3)})
+        self._round_started = finished
+        self.finish_round(r, history, experience.state if experience else None)
+        on_round(r + 1, history[-1])
+
+    def _finish_clock(self, r: int) -> dict[str, float]:
+        """Round r's stage seconds; its timeline rows go to RUN_DIR/timeline.jsonl."""
+        self.clock.stop()
+        seconds, rows = self.clock.take(r)
+        self.run.append_jsonl("timeline.jsonl", rows)
+        return seconds
+
+    def finish_round(self, r: int, history: list[dict], state: dict | None = None) -> None:
+        """Export the policy, write metrics, then the state (last: a crash before it reruns round r).
+
+        ``state``: the pool and chat dialogues as round r left them (async mode has moved on since).
+        """
         checkpoint = self.roles.learner.latest_checkpoint()
         if checkpoint is not None and (checkpoint / "policy").is_dir():
             self.run.export_policy(checkpoint / "policy")
         self.run.write_json("metrics.json", {"rounds": history})
         self.state.update(completed_rounds=r + 1, policy_version=int(self.roles.learner.version))
-        self.run.save_state(self.state)
+        self.run.save_state({**self.state, **(state or {})})

@@ -1,4 +1,7 @@
-"""Rich progress for `ouro run`: one bar for the rounds, one for the stages of the current round."""
+"""Rich progress for `ouro run`: one bar for the rounds, one for the stages of the current round.
+
+In async mode a second stage bar, ``ahead``, follows the thread that makes the next rounds' experience.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +9,11 @@ import time
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ouro_ray.loop.driver import STAGES
+from ouro_ray.loop.driver import STAGES, STEP
 
 
 class LoopProgress:
-    """``stage(name)`` advances the stage bar; ``round_done(r, metrics)`` the round bar and prints a line."""
+    """``stage(name, lane)`` advances a stage bar; ``round_done(r, metrics)`` the round bar and prints a line."""
 
     def __init__(self, console, rounds: int, completed: int):
         self.console, self.rounds, self.completed = console, rounds, completed
@@ -21,18 +24,21 @@ class LoopProgress:
     def __enter__(self) -> "LoopProgress":
         self.progress.__enter__()
         self.round_task = self.progress.add_task("rounds", total=self.rounds, completed=self.completed)
-        self.stage_task = self.progress.add_task("stage: starting", total=len(STAGES))
+        self.stage_tasks = {"main": self.progress.add_task("stage: starting", total=len(STAGES))}
         return self
 
     def __exit__(self, *exc) -> None:
         self.progress.__exit__(*exc)
 
-    def stage(self, name: str) -> None:
-        index = STAGES.index(name)
-        self.progress.update(self.stage_task, description=f"stage {index + 1}: {name}", completed=index)
+    def stage(self, name: str, lane: str = "main") -> None:
+        if lane not in self.stage_tasks:
+            self.stage_tasks[lane] = self.progress.add_task(lane, total=len(STAGES))
+        prefix = "" if lane == "main" else f"{lane} "
+        self.progress.update(self.stage_tasks[lane], description=f"{prefix}step {STEP[name]}: {name}",
+                             completed=STAGES.index(name))
 
     def round_done(self, r: int, metrics: dict) -> None:
-        self.progress.update(self.stage_task, completed=len(STAGES))
+        self.progress.update(self.stage_tasks["main"], completed=len(STAGES))
         if r > 0:
             self.progress.update(self.round_task, completed=r)
         shown = ", ".join(f"{k} {metrics[k]:.3f}" for k in ("reward_mean", "safety", "persona", "kl")

@@ -119,9 +119,9 @@ class RunDir:
                 f.write(json.dumps(record, default=_json_default) + "\n")
         return path
 
-    def drop_review_rounds(self, first_round: int) -> None:
-        """Forget review entries of rounds >= ``first_round`` (an interrupted round is rerun on resume)."""
-        path = self.path / "review.jsonl"
+    def drop_round_rows(self, name: str, first_round: int) -> None:
+        """Forget rows of rounds >= ``first_round`` in a JSONL file (an interrupted round is rerun on resume)."""
+        path = self.path / name
         if path.is_file():
             kept = [line for line in path.read_text().splitlines()
                     if line.strip() and json.loads(line)["round"] < first_round]

@@ -47,6 +47,16 @@ def test_safety_rises_from_the_base_model(bcr_run):
     assert max(m["kl"] for m in history) < 1.0  # PPO's clip and the KL penalty keep it near the reference
 
 
+def test_sync_mode_samples_each_epoch_with_the_policy_of_the_epoch_before(bcr_run):
+    import pyarrow.parquet as pq
+
+    path, history = bcr_run
+    for r in range(EPOCHS):
+        candidates = pq.read_table(path / f"round_{r:03d}" / "candidates.parquet")
+        assert set(candidates.column("policy_version").to_pylist()) == {r}
+    assert [m["staleness"] for m in history[1:]] == [0] * EPOCHS
+
+
 def test_bcr_writes_history_report_and_plot(bcr_run):
     path, history = bcr_run
     with open(path / "training_history.csv") as f:

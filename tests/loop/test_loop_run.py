@@ -1,5 +1,9 @@
 """`ouro run` end to end on the small tiny model, through real Ray actors: rollout and reference
-actors, the judge group on Ray Serve, the learner on Ray Train; then an interrupted round and resume."""
+actors, the judge group on Ray Serve, the learner on Ray Train; then an interrupted round and resume.
+
+The run is in async mode (``loop.max_staleness=1``): the next round's experience is made while the
+update trains. Sync mode's exact policy versions are checked by the BCR test (tests/loop/test_bcr.py).
+"""
 
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ def _overrides(model_dir: str) -> list[str]:
         "learner.optim.lr=1e-3", "learner.optim.micro_batch_size=16",
         "evaluation.held_out_dialogs=4", "evaluation.size=8", "evaluation.n=2",
         "replay.threshold=0.5",  # the small model writes noise (content -1): its prompts fail and come back
+        "loop.mode=async", "loop.max_staleness=1",
     ]
 
 
@@ -63,7 +68,8 @@ def test_every_stage_writes_its_shard_with_the_right_schema(finished_run):
         assert rewards.schema.equals(REWARDS_SCHEMA)
         candidates = pq.read_table(d / "candidates.parquet")
         assert rewards.num_rows == candidates.num_rows  # every candidate got one combined reward
-        assert set(candidates.column("policy_version").to_pylist()) == {r}  # round r samples version r
+        versions = set(candidates.column("policy_version").to_pylist())
+        assert versions <= {max(r - 1, 0), r}, (r, versions)  # at most one version stale
         replay = json.loads((d / "replay.json").read_text())
         assert set(replay) == {"failing", "pool_clusters"}
     # round 1 mixes replayed prompts from round 0's failures back in
@@ -83,6 +89,16 @@ def test_metrics_cover_round_zero_and_every_round_and_the_reward_moved(finished_
     assert metrics[-1]["reward_mean"] != metrics[0]["reward_mean"]
     assert all(-1.0 <= m["reward_mean"] <= 1.0 for m in metrics)
     assert metrics[1]["update_version"] == 1.0 and metrics[2]["update_version"] == 2.0
+    assert metrics[1]["staleness"] == 0 and metrics[2]["staleness"] in (0, 1)
+
+
+def test_async_mode_makes_the_next_rounds_experience_while_the_update_trains(finished_run):
+    run_dir, _ = finished_run
+    rows = [json.loads(line) for line in (run_dir.path / "timeline.jsonl").read_text().splitlines()]
+    update0 = next(r for r in rows if r["round"] == 0 and r["stage"] == "update")
+    ahead1 = [r for r in rows if r["round"] == 1 and r["lane"] == "ahead"]
+    assert [r["stage"] for r in ahead1] == ["dialogue", "distill", "labyrinth", "regenerate", "score", "replay"]
+    assert ahead1[0]["start"] < update0["end"]  # round 1 began before round 0's update was done
 
 
 def test_run_writes_the_report_files_and_the_policy(finished_run):
@@ -100,31 +116,46 @@ def test_run_writes_the_report_files_and_the_policy(finished_run):
 
 
 def test_an_interrupted_round_is_rerun_on_resume(finished_run, monkeypatch):
-    """Round 2 (the third) fails after its update checkpointed; --resume reruns it from version 2."""
+    """Round 3 fails after its update checkpointed; --resume reruns it from version 3.
+
+    By then round 3's experience was made ahead of round 2's end: state.json must still hold the
+    replay pool as round 2 left it.
+    """
     from ouro_ray.loop import driver
     from ouro_ray.loop.run import open_run, run
 
     run_dir, _ = finished_run
     console = Console(file=open(run_dir.path.parent / "console-resume.txt", "w"), width=160)
-    original = driver.Loop.replay
+    original = driver.Loop.evaluate
 
-    def crash(self, prompts, rewards, r):
-        raise KeyboardInterrupt(f"simulated interruption in round {r}")
+    def crash(self, r):
+        if r == ROUNDS + 2:  # the measurement after round 3's update
+            raise KeyboardInterrupt(f"simulated interruption after round {r - 1}'s update")
+        return original(self, r)
 
-    monkeypatch.setattr(driver.Loop, "replay", crash)
-    cfg, same = open_run(None, [f"rounds={ROUNDS + 1}"], None, str(run_dir.path))
+    monkeypatch.setattr(driver.Loop, "evaluate", crash)
+    cfg, same = open_run(None, [f"rounds={ROUNDS + 2}"], None, str(run_dir.path))
     with pytest.raises(KeyboardInterrupt):
         run(cfg, same, console=console)
     state = json.loads((run_dir.path / "state.json").read_text())
-    assert state["completed_rounds"] == ROUNDS and state["policy_version"] == ROUNDS  # round 2 did not count
+    assert state["completed_rounds"] == ROUNDS + 1 and state["policy_version"] == ROUNDS + 1  # round 3 did not count
+    from ouro_ray.loop.replay import clusters
+    from ouro_ray.loop.roles import checkpoint_version
 
-    monkeypatch.setattr(driver.Loop, "replay", original)
+    replay2 = json.loads((run_dir.path / f"round_{ROUNDS:03d}" / "replay.json").read_text())
+    assert clusters(state["pool"]) == replay2["pool_clusters"]  # not the pool round 3 went on to change
+    versions = {checkpoint_version(c) for c in (run_dir.path / "train" / "learner").glob("checkpoint_*") if c.is_dir()}
+    assert ROUNDS + 2 in versions  # round 3's checkpoint exists: resume must drop it, not train on top of it
+    monkeypatch.setattr(driver.Loop, "evaluate", original)
     cfg, same = open_run(None, [], None, str(run_dir.path))
-    assert cfg.rounds == ROUNDS + 1  # the override was kept in RUN_DIR/config.yaml
+    assert cfg.rounds == ROUNDS + 2  # the override was kept in RUN_DIR/config.yaml
     history = run(cfg, same, console=console)
-    assert [m["round"] for m in history] == list(range(ROUNDS + 2))
-    assert history[-1]["policy_version"] == ROUNDS + 1  # one update for round 2, not two
-    candidates = pq.read_table(run_dir.path / f"round_{ROUNDS:03d}" / "candidates.parquet")
-    assert set(candidates.column("policy_version").to_pylist()) == {ROUNDS}
+    assert [m["round"] for m in history] == list(range(ROUNDS + 3))
+    assert history[-1]["policy_version"] == ROUNDS + 2  # one update for round 3, not two
+    candidates = pq.read_table(run_dir.path / f"round_{ROUNDS + 1:03d}" / "candidates.parquet")
+    assert set(candidates.column("policy_version").to_pylist()) == {ROUNDS + 1}  # resumed: the latest policy
     state = json.loads((run_dir.path / "state.json").read_text())
-    assert state["completed_rounds"] == ROUNDS + 1
+    assert state["completed_rounds"] == ROUNDS + 2
+    timeline = [json.loads(line) for line in (run_dir.path / "timeline.jsonl").read_text().splitlines()]
+    assert sorted({t["round"] for t in timeline}) == list(range(-1, ROUNDS + 2))
+    assert [t["round"] for t in timeline if t["stage"] == "update"] == list(range(ROUNDS + 2))  # each once
