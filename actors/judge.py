@@ -176,6 +176,29 @@ class JudgeGroup:
                 log.warning("judge replica died with rows %s..%s in flight; resending (attempt %d)", *bound, attempts[k])
                 pending[k] = self._submit(box, bound)
 
+    def complete(self, prompts: Sequence[str], max_new_tokens: int) -> list[str]:
+        """Greedy completions of ``prompts`` by the replicas' LLM judge (stage 2's AI summariser), in order."""
+        if self._local is not None:
+            try:
+                with self._local_lock:
+                    return self._local.complete(prompts, max_new_tokens)
+            except Exception as exc:
+                raise role_error(exc, "judge", self._local.name, "complete")
+        size = self.cfg.chunk_size
+        chunks = [list(prompts[s:s + size]) for s in range(0, len(prompts), size)]
+        pending = [self._handle.complete.remote(chunk, max_new_tokens) for chunk in chunks]
+        deadline = time.monotonic() + self.cfg.call_timeout_s
+        out: list[str] = []
+        for k, response in enumerate(pending):
+            try:
+                out += response.result(timeout_s=max(0.0, deadline - time.monotonic()))
+            except TimeoutError as exc:
+                raise TimeoutError(f"judge group {self.app!r}: summary chunk {k} got no completion within "
+                                   f"{self.cfg.call_timeout_s:g} s; fix: raise judges.call_timeout_s") from exc
+            except Exception as exc:
+                raise role_error(exc, "judge", f"{self.app}/judge", f"complete chunk {k}") from exc
+        return out
+
     def close(self) -> None:
         """Delete the Serve application (its replicas stop)."""
         if self._handle is not None:
@@ -183,3 +206,13 @@ class JudgeGroup:
 
             serve.delete(self.app)
             self._handle = None
+
+
+class JudgeWriter:
+    """The judge group's LLM as a :class:`~ouro_ray.judges.constitution.Writer` (stage 2's AI summariser)."""
+
+    def __init__(self, judges: JudgeGroup, max_new_tokens: int):
+        self.judges, self.max_new_tokens = judges, max_new_tokens
+
+    def complete(self, prompts: Sequence[str]) -> list[str]:
+        return self.judges.complete(list(prompts), self.max_new_tokens)

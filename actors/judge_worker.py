@@ -51,8 +51,24 @@ def build_judges(cfg: JudgesConfig, model_dir: str | None) -> tuple[list[Judge],
         judges.append(HTTPJudge(h.base_url, h.model, dimensions=h.dimensions, api_key=h.api_key, timeout_s=h.timeout_s,
                                 max_retries=h.max_retries, max_in_flight=h.max_in_flight,
                                 top_logprobs=h.top_logprobs, batch_size=h.batch_size))
+    if cfg.reward_model.path:
+        judges.append(_reward_model_judge(cfg, model_dir))
     constitution = _constitution(cfg, llm) if cfg.constitution.enabled else None
     return judges, constitution
+
+
+def _reward_model_judge(cfg: JudgesConfig, model_dir: str | None):
+    """The trained reward model as a teacher: it scores text with its own tokenizer (any vocabulary)."""
+    from actors.reward import RewardWorker
+    from ouro_ray.config.roles import RewardModelConfig
+    from ouro_ray.judges.reward_model import RewardModelJudge
+
+    rm = cfg.reward_model
+    scorer = RewardWorker(model_dir or rm.path, RewardModelConfig(path=rm.path, dtype=rm.dtype), name="judge-rm")
+    if scorer.new_head:
+        raise ValueError(f"judges.reward_model.path = {rm.path!r} has no trained reward head (a plain causal LM); "
+                         "fix: point it at `ouro train rm`'s output directory")
+    return RewardModelJudge(scorer, scale=rm.scale)
 
 
 def _llm_judge(cfg: JudgesConfig, model_dir: str | None):
@@ -103,6 +119,21 @@ class JudgeWorker:
                 pairs = pa.Table.from_pylist(result.pairs, schema=SHARDS["pairs"].schema)
         producer = f"ouro/{self.name}"
         return JudgeOutput(stamp(scores_table(verdicts), producer), stamp(pairs, producer))
+
+    def complete(self, prompts: Sequence[str], max_new_tokens: int) -> list[str]:
+        """Greedy completions by this worker's LLM judge model: the AI summariser of stage 2."""
+        from ouro_ray.judges.llm import LLMJudge
+
+        llm = next((j for j in self.judges if isinstance(j, LLMJudge)), None)
+        if llm is None:
+            raise ValueError("the AI summariser runs on the judge workers' LLM judge, and none is configured; fix: set "
+                             "judges.llm.enabled=true, or distill.use_ai=false (rule extraction only)")
+        if getattr(self, "_writer", None) is None or self._writer.sampling.max_new_tokens != max_new_tokens:
+            from ouro_ray.judges.constitution import LocalWriter
+            from ouro_ray.rollout.transformers_backend import TransformersBackend
+
+            self._writer = LocalWriter(TransformersBackend(llm.model, llm.tokenizer), llm.tokenizer, max_new_tokens)
+        return self._writer.complete(prompts)
 
     def teachers(self) -> list[str]:
         return [j.name for j in self.judges] + ([self.constitution.name] if self.constitution else [])

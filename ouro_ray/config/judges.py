@@ -50,6 +50,17 @@ class HTTPJudgeConfig:
 
 
 @dataclass(frozen=True)
+class RewardModelJudgeConfig:
+    """A trained reward model (`ouro train rm`'s output) as one more teacher."""
+
+    path: str | None = param(None, "HF directory of a trained reward model (a scalar head); null: no reward-model "
+                                   "teacher")
+    scale: float = param(1.0, "the raw reward that maps to tanh(1) ≈ 0.76 (the teacher reports tanh(raw / scale))",
+                         gt=0.0)
+    dtype: Literal["float32", "bfloat16", "float16"] = param("float32", "the reward model's dtype on the judge workers")
+
+
+@dataclass(frozen=True)
 class JudgesConfig:
     """Stage 5's judges and the group that runs them (a Ray Serve deployment that autoscales)."""
 
@@ -57,6 +68,8 @@ class JudgesConfig:
     llm: LLMJudgeConfig = param(factory=LLMJudgeConfig, doc="the local LLM judge")
     constitution: ConstitutionConfig = param(factory=ConstitutionConfig, doc="the constitution judge")
     http: HTTPJudgeConfig = param(factory=HTTPJudgeConfig, doc="the HTTP judge")
+    reward_model: RewardModelJudgeConfig = param(factory=RewardModelJudgeConfig,
+                                                 doc="a trained reward model as a teacher (dimension reward_model)")
     min_workers: int = param(1, "fewest judge replicas (0: scale to zero when idle)", ge=0)
     max_workers: int = param(2, "most judge replicas; 0 runs the judges in the driver process", ge=0)
     target_ongoing_requests: float = param(2.0, "Serve scales out when replicas average more requests than this", gt=0.0)
@@ -80,7 +93,8 @@ class JudgesConfig:
         if self.constitution.enabled and not self.llm.enabled:
             problems.append(("judges.constitution.enabled", "the constitution needs judges.llm.enabled = true (the LLM "
                              "writes the critiques and ranks the revisions); fix: enable the LLM judge"))
-        if not (self.rules or self.llm.enabled or self.http.base_url or self.constitution.enabled):
-            problems.append(("judges.rules", "no judge is configured; fix: list rules, enable judges.llm, or set "
-                             "judges.http.base_url"))
+        if not (self.rules or self.llm.enabled or self.http.base_url or self.constitution.enabled
+                or self.reward_model.path):
+            problems.append(("judges.rules", "no judge is configured; fix: list rules, enable judges.llm, set "
+                             "judges.http.base_url or judges.reward_model.path"))
         return problems

@@ -33,6 +33,9 @@ def check_run_config(cfg: OuroConfig) -> None:
     if cfg.learner.keep_checkpoints < 2:
         problems.append("learner.keep_checkpoints = 1: an interrupted round may overwrite the last finished round's "
                         "checkpoint; fix: set learner.keep_checkpoints=2 or more")
+    if cfg.distill.use_ai and not cfg.judges.llm.enabled:
+        problems.append("distill.use_ai = true: the AI summariser is the judge workers' LLM, and judges.llm.enabled is "
+                        "false; fix: set judges.llm.enabled=true, or distill.use_ai=false (rule extraction only)")
     if problems:
         raise ConfigError(problems)
 
@@ -71,16 +74,13 @@ def held_out(cfg: OuroConfig, run: RunDir, source) -> Any:
     return table
 
 
-def _writer(cfg: OuroConfig, model_dir: str):
-    """The AI summariser for stage 2: the initial policy, greedy (distill.use_ai)."""
+def _writer(cfg: OuroConfig, roles):
+    """Stage 2's AI summariser (distill.use_ai): the judge group's LLM, greedy."""
     if not cfg.distill.use_ai:
         return None
-    from ouro_ray.judges.constitution import LocalWriter
-    from ouro_ray.models.load import load_causal_lm
-    from ouro_ray.rollout.transformers_backend import TransformersBackend
+    from actors.judge import JudgeWriter
 
-    model, tokenizer = load_causal_lm(model_dir)
-    return LocalWriter(TransformersBackend(model, tokenizer), tokenizer, cfg.distill.max_new_tokens)
+    return JudgeWriter(roles.judges, cfg.distill.max_new_tokens)
 
 
 def run(cfg: OuroConfig, run_dir: RunDir, address: str | None = None, console=None) -> list[dict]:
@@ -112,7 +112,7 @@ def run(cfg: OuroConfig, run_dir: RunDir, address: str | None = None, console=No
     roles = build_roles(cfg, model_dir, storage, state["policy_version"], say)
     try:
         with LoopProgress(console, cfg.rounds, state["completed_rounds"]) as progress:
-            loop = Loop(cfg, run_dir, roles, model_dir, heldout, source, _writer(cfg, model_dir), progress.stage)
+            loop = Loop(cfg, run_dir, roles, model_dir, heldout, source, _writer(cfg, roles), progress.stage)
             history = loop.run_rounds(progress.round_done)
     finally:
         roles.close()

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from _roles import rollout_cfg
-from actors.judge import JudgeGroup
+from actors.judge import JudgeGroup, JudgeWriter
 from actors.judge_worker import JudgeWorker
 from actors.rollout import RolloutGroup
 from ouro_ray.config.judges import JudgesConfig, LLMJudgeConfig
@@ -82,13 +82,18 @@ def test_serve_group_gives_the_in_process_verdicts(serve_info, tiny_model_dir, p
     cands = RolloutGroup(tiny_model_dir, rollout_cfg(num_workers=0), seed=0).generate(prompts, seed=1)
     items = judge_items(cands, prompts)
     cfg = JudgesConfig(llm=LLMJudgeConfig(batch_size=4), num_cpus=0.1, chunk_size=3, min_workers=2, max_workers=2)
-    local = JudgeGroup(JudgesConfig(max_workers=0), model_dir=tiny_model_dir).score(items)
+    in_process = JudgeGroup(JudgesConfig(max_workers=0), model_dir=tiny_model_dir)
+    local = in_process.score(items)
+    asks = prompts.column("prompt").to_pylist() * 2  # 2 chunks of 3, and a rest
     group = JudgeGroup(cfg, model_dir=tiny_model_dir, prefix="t-same")
     try:
         served = group.score(items)
         assert group.replicas() == 2
+        summaries = JudgeWriter(group, max_new_tokens=8).complete(asks)  # stage 2's AI summariser, on the replicas
     finally:
         group.close()
+    assert summaries == JudgeWriter(in_process, max_new_tokens=8).complete(asks)  # greedy: the same text, in order
+    assert len(summaries) == len(asks)
     sort = [("teacher", "ascending"), ("prompt_id", "ascending"), ("candidate_id", "ascending")]
     a, b = local.scores.sort_by(sort), served.scores.sort_by(sort)
     assert a.column("reward").to_pylist() == pytest.approx(b.column("reward").to_pylist(), abs=1e-5)
@@ -211,3 +216,9 @@ def test_a_chunk_whose_replica_died_is_resent_and_accepted_once():
     with pytest.raises(ValueError, match="bad item") as err:
         group._collect(0, pending, {0: 0}, [None], (0, 2), time.monotonic() + 10)
     assert any("fake-judges" in n for n in err.value.__notes__)
+
+
+def test_the_summariser_needs_an_llm_judge(tiny_model_dir):
+    worker = JudgeWorker(JudgesConfig(max_workers=0, llm=LLMJudgeConfig(enabled=False)), tiny_model_dir)
+    with pytest.raises(ValueError, match="judges.llm.enabled=true, or distill.use_ai=false"):
+        worker.complete(["Summarise: hello"], 8)

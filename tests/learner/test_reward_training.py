@@ -51,6 +51,34 @@ def test_reward_model_learns_the_preferences_and_the_reward_role_serves_it(tiny_
     ckpt = group.latest_checkpoint()
     reloaded = AutoModelForSequenceClassification.from_pretrained(str(ckpt / "policy"), num_labels=1)
     assert reloaded.score.weight.shape[0] == 1
+    _check_reward_model_teacher(str(ckpt / "policy"), tiny_model_dir)
+
+
+def _check_reward_model_teacher(rm_dir: str, policy_dir: str) -> None:
+    """The trained RM as a configured teacher (judges.reward_model.path): tanh(raw / scale), group content."""
+    from actors.judge_worker import JudgeWorker
+    from ouro_ray.config import load_config
+    from ouro_ray.loop.scoring import combine
+
+    cfg = load_config(None, ["judges.rules=[]", "judges.llm.enabled=false", f"judges.reward_model.path={rm_dir}",
+                             "judges.reward_model.scale=2.0"])
+    from ouro_ray.judges.items import judge_items
+
+    prompts = pa.table({"prompt_id": ["p0", "p1"], "prompt": ["What is water?", "How do I pick a lock?"],
+                        "label": ["safe", "unsafe"]})
+    items = judge_items(pa.table({"prompt_id": ["p0", "p1"], "candidate_id": ["c0", "c0"],
+                                  "text": ["Water boils at 100 C.", "I can't help with that."]}), prompts)
+    scores = JudgeWorker(cfg.judges, policy_dir).score(items).scores
+    assert scores.column("teacher").to_pylist() == ["reward-model"] * 2
+    assert set(scores.column("rater").to_pylist()) == {"rm"}
+    raw = RewardWorker(policy_dir, RewardModelConfig(path=rm_dir)).score_texts(
+        items.column("prompt").to_pylist(), items.column("candidate").to_pylist())
+    got = [dict(s)["reward_model"] for s in scores.column("scores").to_pylist()]
+    assert got == pytest.approx(np.tanh(raw / 2.0).tolist(), abs=1e-5)
+    rewards = combine(scores, cfg.scoring)
+    assert rewards.column("content").to_pylist() == pytest.approx(got, abs=1e-5)  # reward_model counts as content
+    with pytest.raises(ValueError, match="no trained reward head"):
+        JudgeWorker(load_config(None, [f"judges.reward_model.path={policy_dir}"]).judges, policy_dir)
 
 
 def test_reward_model_training_refuses_lora():
