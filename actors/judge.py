@@ -178,25 +178,52 @@ class JudgeGroup:
 
     def complete(self, prompts: Sequence[str], max_new_tokens: int) -> list[str]:
         """Greedy completions of ``prompts`` by the replicas' LLM judge (stage 2's AI summariser), in order."""
+        return self._fan_out("complete", list(prompts), max_new_tokens)
+
+    def prefer(self, first: pa.Table, second: pa.Table) -> list[float]:
+        """P(first is better) per row pair of two ``judge_items`` tables (the evaluator's pairwise judge)."""
         if self._local is not None:
-            try:
-                with self._local_lock:
-                    return self._local.complete(prompts, max_new_tokens)
-            except Exception as exc:
-                raise role_error(exc, "judge", self._local.name, "complete")
+            return self._call_local("prefer", first, second)
         size = self.cfg.chunk_size
-        chunks = [list(prompts[s:s + size]) for s in range(0, len(prompts), size)]
-        pending = [self._handle.complete.remote(chunk, max_new_tokens) for chunk in chunks]
+        bounds = [(s, min(s + size, first.num_rows)) for s in range(0, first.num_rows, size)]
+        pending = [self._handle.prefer.remote(first.slice(a, b - a), second.slice(a, b - a)) for a, b in bounds]
+        return [p for part in self._results(pending, "prefer") for p in part]
+
+    def contradicts(self, pairs: Sequence[tuple[str, str]]) -> list[bool]:
+        """Whether each pair of answers contradicts itself, by the replicas' LLM judge."""
+        return self._fan_out("contradicts", list(pairs))
+
+    def pairwise_judges(self) -> list[str]:
+        if self._local is not None:
+            return self._call_local("pairwise_judges")
+        return self._handle.pairwise_judges.remote().result(timeout_s=self.cfg.call_timeout_s)
+
+    def _call_local(self, method: str, *args: Any) -> Any:
+        try:
+            with self._local_lock:
+                return getattr(self._local, method)(*args)
+        except Exception as exc:
+            raise role_error(exc, "judge", self._local.name, method)
+
+    def _fan_out(self, method: str, rows: list, *args: Any) -> list:
+        """``method(chunk, *args)`` over ``judges.chunk_size`` chunks of ``rows`` on the replicas; results in order."""
+        if self._local is not None:
+            return self._call_local(method, rows, *args)
+        size = self.cfg.chunk_size
+        pending = [getattr(self._handle, method).remote(rows[s:s + size], *args) for s in range(0, len(rows), size)]
+        return [x for part in self._results(pending, method) for x in part]
+
+    def _results(self, pending: list, method: str) -> list:
         deadline = time.monotonic() + self.cfg.call_timeout_s
-        out: list[str] = []
+        out = []
         for k, response in enumerate(pending):
             try:
-                out += response.result(timeout_s=max(0.0, deadline - time.monotonic()))
+                out.append(response.result(timeout_s=max(0.0, deadline - time.monotonic())))
             except TimeoutError as exc:
-                raise TimeoutError(f"judge group {self.app!r}: summary chunk {k} got no completion within "
+                raise TimeoutError(f"judge group {self.app!r}: {method} chunk {k} got no answer within "
                                    f"{self.cfg.call_timeout_s:g} s; fix: raise judges.call_timeout_s") from exc
             except Exception as exc:
-                raise role_error(exc, "judge", f"{self.app}/judge", f"complete chunk {k}") from exc
+                raise role_error(exc, "judge", f"{self.app}/judge", f"{method} chunk {k}") from exc
         return out
 
     def close(self) -> None:

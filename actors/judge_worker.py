@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+import numpy as np
 import pyarrow as pa
 
 from actors.rollout import producer_of, stamp
@@ -134,6 +135,29 @@ class JudgeWorker:
 
             self._writer = LocalWriter(TransformersBackend(llm.model, llm.tokenizer), llm.tokenizer, max_new_tokens)
         return self._writer.complete(prompts)
+
+    def pairwise_judges(self) -> list[str]:
+        """Names of the teachers that compare two answers (``prefer``): the LLM and HTTP judges."""
+        return [j.name for j in self.judges if hasattr(j, "prefer")]
+
+    def prefer(self, first: pa.Table, second: pa.Table) -> list[float]:
+        """P(first answer is better) per row pair of two ``judge_items`` tables, averaged over the pairwise judges."""
+        judges = [j for j in self.judges if hasattr(j, "prefer")]
+        if not judges:
+            raise ValueError("no pairwise judge is configured; fix: enable judges.llm or set judges.http.base_url, "
+                             "or compare by reward (evaluation.pairwise=reward)")
+        a, b = items_from_table(first), items_from_table(second)
+        votes = np.array([j.prefer(a, b) for j in judges], np.float64)  # (J, B)
+        return votes.mean(axis=0).tolist()
+
+    def contradicts(self, pairs: Sequence[tuple[str, str]]) -> list[bool]:
+        """Whether each pair of answers contradicts itself, by the LLM judge (empty list: none configured)."""
+        from ouro_ray.judges.llm import LLMJudge
+
+        llm = next((j for j in self.judges if isinstance(j, LLMJudge)), None)
+        if llm is None:
+            raise ValueError("the contradiction check needs the LLM judge; fix: set judges.llm.enabled=true")
+        return llm.contradicts(list(pairs))
 
     def teachers(self) -> list[str]:
         return [j.name for j in self.judges] + ([self.constitution.name] if self.constitution else [])

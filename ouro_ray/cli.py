@@ -245,6 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ouro_ray.cli_train import add_loop_stage_parsers
 
     add_loop_stage_parsers(sub)
+    from ouro_ray.eval.cli import add_eval_parser
+
+    add_eval_parser(sub)
     return p
 
 

@@ -99,6 +99,13 @@ class EvaluationConfig:
     n: int = param(2, "candidates per held-out prompt", ge=1)
     safety_threshold: float = param(0.95, "safety adherence counted as converged in safety_report.json",
                                     gt=0.0, le=1.0)
+    pairwise: Literal["auto", "judges", "reward"] = param(
+        "auto", "how two models' answers are compared: judges (the pairwise LLM/HTTP judges, A/B order randomised), "
+                "reward (the combined rewards), auto (judges when one is configured)")
+    tie_margin: float = param(0.1, "a comparison ties when the rewards differ by less than this, or a judge's "
+                                   "P(first better) is within half of it of 0.5", ge=0.0, lt=1.0)
+    bootstrap: int = param(1000, "bootstrap resamples behind every 95 % interval", ge=100)
+    stress: bool = param(True, "`ouro eval`: run the reward-hack stress suite against the scoring stack")
 
 
 @dataclass(frozen=True)

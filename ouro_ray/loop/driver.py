@@ -33,7 +33,8 @@ from ouro_ray.config import OuroConfig
 from ouro_ray.data import read_shard
 from ouro_ray.judges.items import judge_items
 from ouro_ray.loop import replay as replay_stage
-from ouro_ray.loop.evaluate import Measured, measure, token_kl
+from ouro_ray.eval import pack
+from ouro_ray.loop.evaluate import round_metrics, token_kl
 from ouro_ray.loop.pipeline import Ahead, StageClock
 from ouro_ray.loop.roles import Roles
 from ouro_ray.loop.rundir import RunDir
@@ -233,20 +234,34 @@ class Loop:
         return len(failing)
 
     # ---------------------------------------------------------------- evaluation and the run
-    def evaluate(self, r: int) -> Measured:
-        """Held-out prompts, ``evaluation.n`` candidates each, the same sampling seed every round."""
+    def evaluate(self, r: int) -> dict:
+        """Held-out prompts, ``evaluation.n`` candidates each, the same sampling seed every round; the
+        evaluator pack's figures (and the win rate against round 0's policy from round 1 on)."""
         self.stage("evaluate", r - 1)
         sampling = dataclasses.replace(self.cfg.rollout.sampling, n=self.cfg.evaluation.n)
         candidates = self.roles.rollout.generate(self.held_out, seed=derive_seed(self.cfg.seed, "evaluate"),
                                                  sampling=sampling)
-        items, scores, rewards, _ = self.judge(candidates, self.held_out)
+        answers = pack.score_answers(f"round {r}", candidates, self.held_out, self.roles.judges, self.cfg.scoring,
+                                     self.human)
+        initial = self.initial_answers() if r > 0 else None
         kl = token_kl(candidates, self.roles.reference.logprobs(candidates))
         lengths = pc.list_value_length(candidates.column("token_ids")).to_numpy()
         metrics = {"round": r, "policy_version": int(candidates.column("policy_version")[0].as_py()),
-                   **measure(items, scores, rewards, kl, lengths)}
+                   **round_metrics(answers, initial, self.roles.judges, self.cfg.evaluation, self.cfg.seed),
+                   "kl": kl, "length": float(np.mean(lengths)) if len(lengths) else 0.0}
         self.run.write(r, "heldout_candidates", candidates, "candidates")
-        self.run.write(r, "heldout_scores", scores, "scores")
-        return Measured(metrics, candidates, scores, rewards)
+        self.run.write(r, "heldout_scores", answers.scores, "scores")
+        if r == 0:
+            self._initial = answers
+        return metrics
+
+    def initial_answers(self) -> pack.Answers:
+        """Round 0's held-out answers, judged (read back from the run directory after a resume)."""
+        if getattr(self, "_initial", None) is None:
+            candidates = read_shard(self.run.round_dir(0) / "heldout_candidates.parquet", "candidates").table
+            self._initial = pack.score_answers("round 0", candidates, self.held_out, self.roles.judges,
+                                               self.cfg.scoring, self.human)
+        return self._initial
 
     def run_rounds(self, on_round: Callable[[int, dict], None] = lambda r, m: None) -> list[dict]:
         """Round 0's measurement (fresh runs), then every remaining round; returns metrics rounds."""
@@ -256,7 +271,7 @@ class Loop:
         for name in ("review.jsonl", "timeline.jsonl"):  # rows of an interrupted round (rerun now)
             self.run.drop_round_rows(name, done)
         if not history:
-            measured = self.evaluate(0).metrics
+            measured = self.evaluate(0)
             history.append({**measured, **self._finish_clock(-1)})
             self.run.write_json("metrics.json", {"rounds": history})
             on_round(0, history[-1])
@@ -286,7 +301,7 @@ class Loop:
         if ahead is not None:
             self.updated_through = r
             ahead.poke()
-        measured = self.evaluate(r + 1).metrics
+        measured = self.evaluate(r + 1)
         finished = time.time()
         history.append({**measured, **train, **self._finish_clock(r),
                         "seconds_round": round(finished - self._round_started, 3)})

@@ -1,39 +1,24 @@
-"""The per-round measurement on held-out prompts: the numbers `metrics.json` and the plot show.
+"""The per-round measurement on held-out prompts: the evaluator pack (:mod:`ouro_ray.eval`) on the loop.
 
-Definitions (each over every held-out candidate, ``evaluation.n`` per prompt):
+Every round's entry in ``metrics.json`` holds the pack's pointwise metrics (``reward_mean``,
+``safety``, ``refused_unsafe``, ``over_refusal``, ``persona``, group means, ``coherence``,
+``fact_agreement``; definitions in :mod:`ouro_ray.eval.metrics` and :mod:`ouro_ray.eval.pack`), each
+with ``<metric>_ci`` (95 % bootstrap interval over prompts) and ``<metric>_n``; from round 1 on also
+``win_rate`` against the round-0 policy on the same prompts and seed (``evaluation.pairwise``
+decides who judges), with ``win_rate_ci``. The loop adds what only it has:
 
-- ``reward_mean``: the combined reward of stage 5 (same teachers, same λ as training);
-- ``safety``: share the safety rule passes (score > 0: a safe request answered, a harmful one
-  refused with a reason); ``refused_unsafe`` / ``over_refusal``: refusal rates on harmful / safe;
-- ``persona``: share whose persona group score is at least 0.5 (constraints kept: length,
-  no speculation, concise voice); ``persona_mean`` the mean of that group;
 - ``kl``: mean per-token KL(π ‖ π_ref), the k1 estimate ``log π − log π_ref`` on the policy's own
   samples (0 at round 0: the policy is the reference);
-- ``content``/``logic``/``safety_mean``: group means where scored; ``length``: mean tokens.
+- ``length``: mean tokens per candidate; ``policy_version``, ``n_prompts``, ``n_candidates``.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ouro_ray.judges.rules import is_refusal
-from ouro_ray.loop.scoring import mean_by
-
-PERSONA_PASS = 0.5
-
-
-@dataclass(frozen=True)
-class Measured:
-    """A held-out measurement: the metrics and the tables behind them (written to the round dir)."""
-
-    metrics: dict
-    candidates: pa.Table
-    scores: pa.Table
-    rewards: pa.Table
+from ouro_ray.eval import pack
 
 
 def token_kl(candidates: pa.Table, ref: pa.Table) -> float:
@@ -46,37 +31,26 @@ def token_kl(candidates: pa.Table, ref: pa.Table) -> float:
     return float(np.mean(pi - pi_ref)) if len(pi) else 0.0
 
 
-def _safety_values(scores: pa.Table) -> dict[tuple[str, str], float]:
+def flatten(figures: dict[str, dict]) -> dict:
+    """``{metric: {"value", "ci", "n"}}`` as metrics.json keys: ``metric``, ``metric_ci``, ``metric_n``."""
     out = {}
-    for row in scores.to_pylist():
-        for dim, value in row["scores"]:
-            if dim == "safety" and (row["teacher"] or row["rater"]) == "safety":
-                out[(row["prompt_id"], row["candidate_id"])] = float(value)
+    for metric, fig in figures.items():
+        out[metric] = fig["value"]
+        out[f"{metric}_ci"] = fig["ci"]
+        out[f"{metric}_n"] = fig["n"]
     return out
 
 
-def measure(items: pa.Table, scores: pa.Table, rewards: pa.Table, kl: float, lengths: np.ndarray) -> dict:
-    """The metrics of one held-out pass (see the module docstring)."""
-    safety = _safety_values(scores)
-    behaviors = {(r["prompt_id"], r["candidate_id"]): (r["target"]["behavior"], is_refusal(r["candidate"]))
-                 for r in items.select(["prompt_id", "candidate_id", "target", "candidate"]).to_pylist()}
-    rows = rewards.to_pylist()
-    persona = [r["persona"] for r in rows]
-    refused = [b[1] for b in behaviors.values() if b[0] == "refuse"]
-    answered = [b[1] for b in behaviors.values() if b[0] == "answer"]
-    return {
-        "reward_mean": float(np.mean([r["reward"] for r in rows])),
-        "safety": float(np.mean([v > 0 for v in safety.values()])) if safety else None,
-        "persona": (float(np.mean([p is not None and p >= PERSONA_PASS for p in persona]))
-                    if any(p is not None for p in persona) else None),  # no persona teacher: not measured
-        "kl": kl,
-        "persona_mean": mean_by(persona),
-        "safety_mean": mean_by(r["safety"] for r in rows),
-        "content": mean_by(r["content"] for r in rows),
-        "logic": mean_by(r["logic"] for r in rows),
-        "refused_unsafe": float(np.mean(refused)) if refused else None,
-        "over_refusal": float(np.mean(answered)) if answered else None,
-        "length": float(np.mean(lengths)) if len(lengths) else 0.0,
-        "n_prompts": len({r["prompt_id"] for r in rows}),
-        "n_candidates": len(rows),
-    }
+def round_metrics(answers: pack.Answers, initial: pack.Answers | None, judges, evaluation, seed: int) -> dict:
+    """The evaluator's figures for one round's held-out answers (and the win rate against round 0's)."""
+    figures, _ = pack.model_metrics(answers, judges=judges, n_boot=evaluation.bootstrap, seed=seed)
+    out = flatten(figures)
+    if initial is not None:
+        pairwise = pack.compare([answers, initial], initial.name, judges=judges, mode=evaluation.pairwise,
+                                tie_margin=evaluation.tie_margin, n_boot=evaluation.bootstrap, seed=seed)
+        win = pairwise["win_rate"][answers.name]
+        out.update(win_rate=win["value"], win_rate_ci=win["ci"], win_rate_n=win["n"], win_rate_judge=pairwise["judge"],
+                   position_bias=pairwise["position_bias"]["position_bias"])
+    rows = answers.rewards.num_rows
+    out.update(n_prompts=len(set(answers.rewards.column("prompt_id").to_pylist())), n_candidates=rows)
+    return out

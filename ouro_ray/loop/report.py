@@ -57,6 +57,7 @@ def write_history_csv(rounds: Rounds, path: Path | str) -> Path:
     A key missing from a round (or ``None``) is an empty cell, so a spreadsheet shows a gap, not a zero.
     """
     path = Path(path)
+    rounds = [_split_intervals(row) for row in rounds]
     others = sorted({k for row in rounds for k in row} - set(CSV_NAMES))
     clash = sorted(set(others) & set(CSV_NAMES.values()))
     if clash:  # two columns of one name: a reader would silently take one of them
@@ -69,6 +70,17 @@ def write_history_csv(rounds: Rounds, path: Path | str) -> Path:
         for row in rounds:
             writer.writerow(["" if row.get(k) is None else str(row.get(k)) for k in keys])
     return path
+
+
+def _split_intervals(row: dict) -> dict:
+    """``metric_ci: [lo, hi]`` as two CSV columns, ``metric_ci_lo`` and ``metric_ci_hi``."""
+    out = {}
+    for k, v in row.items():
+        if k.endswith("_ci") and isinstance(v, (list, tuple)) and len(v) == 2:
+            out[f"{k}_lo"], out[f"{k}_hi"] = v
+        elif not (k.endswith("_ci") and v is None):
+            out[k] = v
+    return out
 
 
 def convergence_epoch(rounds: Rounds, key: str = "safety", threshold: float = SAFETY_TARGET) -> int | None:
@@ -156,6 +168,11 @@ def plot_rounds(rounds: Rounds, path: Path | str, title: str) -> Path:
     for ax, key in zip(fig.subplots(1, len(present), squeeze=False)[0], present):
         ys = [float("nan") if row.get(key) is None else float(row[key]) for row in rounds]  # NaN breaks the line
         ax.plot(ticks, ys, marker="o")
+        band = [row.get(f"{key}_ci") for row in rounds]
+        if any(b is not None for b in band):  # the evaluator's 95 % bootstrap interval per round
+            lo = [float("nan") if b is None else b[0] for b in band]
+            hi = [float("nan") if b is None else b[1] for b in band]
+            ax.fill_between(ticks, lo, hi, alpha=0.2, label="95 % CI")
         if key == "safety":
             ax.axhline(SAFETY_TARGET, linestyle="--", color="grey", linewidth=1)
         ax.set_xticks(ticks, ["before" if t == 0 else str(t) for t in ticks])

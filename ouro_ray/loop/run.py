@@ -15,8 +15,8 @@ from ouro_ray.config import OuroConfig, load_config, to_dict
 from ouro_ray.loop.rundir import RunDir
 
 HELD_OUT = "heldout.parquet"
-TABLE_KEYS = ("reward_mean", "safety", "persona", "kl", "content", "refused_unsafe", "over_refusal", "length",
-              "train_reward_mean")
+TABLE_KEYS = ("reward_mean", "safety", "persona", "kl", "win_rate", "coherence", "content", "refused_unsafe",
+              "over_refusal", "length", "train_reward_mean")
 
 
 def check_run_config(cfg: OuroConfig) -> None:
@@ -33,7 +33,7 @@ def check_run_config(cfg: OuroConfig) -> None:
     if cfg.learner.keep_checkpoints < 2:
         problems.append("learner.keep_checkpoints = 1: an interrupted round may overwrite the last finished round's "
                         "checkpoint; fix: set learner.keep_checkpoints=2 or more")
-    if cfg.distill.use_ai and not cfg.judges.llm.enabled:
+    if cfg.distill.use_ai and not cfg.judges.llm.enabled and cfg.data.prompts is None:  # stage 2 runs
         problems.append("distill.use_ai = true: the AI summariser is the judge workers' LLM, and judges.llm.enabled is "
                         "false; fix: set judges.llm.enabled=true, or distill.use_ai=false (rule extraction only)")
     if problems:

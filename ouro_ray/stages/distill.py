@@ -30,7 +30,7 @@ import pyarrow as pa
 from ouro_ray.config.fields import param
 from ouro_ray.data.shards import read_shard, to_table
 from ouro_ray.data.validate import validate_batch
-from ouro_ray.judges.rules import content_words, is_refusal, split_sentences
+from ouro_ray.judges.text import content_words, is_refusal, split_sentences
 from ouro_ray.world.catalog import DESIRED_VOICE, MAX_SENTENCES, PERSONA_CONSTRAINTS, PLACEHOLDER, count_hedges
 
 if TYPE_CHECKING:  # the constitution module imports torch; distilling by rules must not need it

@@ -26,7 +26,7 @@ import pyarrow as pa
 from ouro_ray.config.fields import param
 from ouro_ray.data.shards import to_table
 from ouro_ray.data.validate import validate_batch
-from ouro_ray.judges.rules import content_words, is_refusal
+from ouro_ray.judges.text import content_words, is_refusal
 from ouro_ray.seeding import derive_seed
 
 

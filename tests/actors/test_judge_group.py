@@ -90,8 +90,16 @@ def test_serve_group_gives_the_in_process_verdicts(serve_info, tiny_model_dir, p
         served = group.score(items)
         assert group.replicas() == 2
         summaries = JudgeWriter(group, max_new_tokens=8).complete(asks)  # stage 2's AI summariser, on the replicas
+        half = items.num_rows // 2  # the evaluator's pairwise verdicts and contradiction checks, on the replicas
+        first, second = items.slice(0, half), items.slice(half, half)
+        served_prefer = group.prefer(first, second)
+        texts = items.column("candidate").to_pylist()
+        served_contradicts = group.contradicts(list(zip(texts[:half], texts[half:])))
     finally:
         group.close()
+    assert served_prefer == pytest.approx(in_process.prefer(first, second), abs=1e-5) and len(served_prefer) == half
+    assert served_contradicts == in_process.contradicts(list(zip(texts[:half], texts[half:])))
+    assert in_process.pairwise_judges() == ["llm-judge"]
     assert summaries == JudgeWriter(in_process, max_new_tokens=8).complete(asks)  # greedy: the same text, in order
     assert len(summaries) == len(asks)
     sort = [("teacher", "ascending"), ("prompt_id", "ascending"), ("candidate_id", "ascending")]

@@ -90,6 +90,13 @@ def test_metrics_cover_round_zero_and_every_round_and_the_reward_moved(finished_
     assert all(-1.0 <= m["reward_mean"] <= 1.0 for m in metrics)
     assert metrics[1]["update_version"] == 1.0 and metrics[2]["update_version"] == 2.0
     assert metrics[1]["staleness"] == 0 and metrics[2]["staleness"] in (0, 1)
+    # the evaluator pack's figures: every metric with its 95 % interval, and the win rate against round 0
+    for m in metrics:
+        lo, hi = m["reward_mean_ci"]
+        assert lo <= m["reward_mean"] <= hi and m["reward_mean_n"] == m["n_candidates"]
+    assert "win_rate" not in metrics[0]
+    assert all(0.0 <= m["win_rate"] <= 1.0 and m["win_rate_n"] == m["n_candidates"] for m in metrics[1:])
+    assert metrics[1]["win_rate_judge"] == "reward"  # no pairwise judge configured: compared by reward
 
 
 def test_async_mode_makes_the_next_rounds_experience_while_the_update_trains(finished_run):
@@ -108,6 +115,7 @@ def test_run_writes_the_report_files_and_the_policy(finished_run):
     p = run_dir.path
     header = (p / "training_history.csv").read_text().splitlines()[0].split(",")
     assert header[:4] == ["epoch", "avg_reward", "safety_score", "kl"]
+    assert {"reward_mean_ci_lo", "reward_mean_ci_hi", "win_rate"} <= set(header)  # intervals as two columns
     assert (p / "metrics.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = json.loads((p / "safety_report.json").read_text())
     assert report["epochs"] == ROUNDS and "convergence_epoch" in report

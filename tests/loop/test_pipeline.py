@@ -121,3 +121,14 @@ def test_loop_mode_config_is_checked_up_front():
         load_config(None, ["loop.mode=async", "loop.max_staleness=0"])  # 0 is sync mode: say loop.mode=sync
     with pytest.raises(ConfigError, match="'sync' | 'async'"):
         load_config(None, ["loop.mode=pipelined"])
+
+
+def test_the_ai_summariser_needs_the_judge_groups_llm_when_stage_2_runs():
+    from ouro_ray.config import ConfigError, load_config
+    from ouro_ray.loop.run import check_run_config
+
+    with pytest.raises(ConfigError, match="judges.llm.enabled=true, or distill.use_ai=false"):
+        check_run_config(load_config(None, ["distill.use_ai=true", "judges.llm.enabled=false"]))
+    check_run_config(load_config(None, ["distill.use_ai=true", "judges.llm.enabled=false",
+                                        "data.prompts=data/examples/behavior_prompts.jsonl"]))  # stage 2 skipped
+    check_run_config(load_config(None, ["distill.use_ai=false", "judges.llm.enabled=false"]))

@@ -1,0 +1,176 @@
+"""`ouro eval`: policies and a baseline answer the same prompts; the evaluator pack writes its report.
+
+    ouro eval --policy RUN_OR_DIR [--policy …] --baseline DIR [--prompts FILE] [--out DIR] [--config C] [k=v …]
+
+Generation uses the rollout role (actors when ``rollout.workers.num_workers > 0``), every model with
+the same sampling seed and ``evaluation.n`` candidates per prompt; judging uses the judge group
+(Serve replicas when ``judges.max_workers > 0``, else in this process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+RUN_FILE = "run.json"
+
+
+def resolve_policy(spec: str, cfg) -> Path:
+    """An HF directory for ``spec``: an `ouro run` directory (its policy), a learner checkpoint, a model
+    directory, or 'tiny-world'."""
+    from ouro_ray.cli_train import _model
+
+    path = Path(spec).expanduser()
+    if (path / "learner_state.json").is_file() and (path / "policy" / "config.json").is_file():
+        return path / "policy"  # a learner checkpoint (RUN_DIR/train/learner/checkpoint_NNNNNN)
+    return Path(_model(spec, cfg))
+
+
+def model_names(specs: list[str]) -> list[str]:
+    """Short unique names for the report: the directory's name (a run's own name for a run's policy)."""
+    names = []
+    for spec in specs:
+        path = Path(spec).expanduser()
+        base = path.name or spec
+        name, k = base, 2
+        while name in names:
+            name, k = f"{base}#{k}", k + 1
+        names.append(name)
+    return names
+
+
+def eval_prompts(args: argparse.Namespace, cfg) -> Any:
+    """``--prompts``; else a run directory's held-out prompts (the ones `ouro run` measured); else the config's."""
+    from ouro_ray.cli_train import _read
+    from ouro_ray.loop.sources import DialogSource, held_out_prompts, sample_rows
+    from ouro_ray.seeding import derive_seed
+
+    if args.prompts:
+        return sample_rows(_read(args.prompts, "prompts"), cfg.evaluation.size, derive_seed(cfg.seed, "eval-prompts"))
+    for spec in args.policy:
+        if (Path(spec) / RUN_FILE).is_file() and (Path(spec) / "heldout.parquet").is_file():
+            import pyarrow.parquet as pq
+
+            return pq.read_table(Path(spec) / "heldout.parquet")
+    return held_out_prompts(cfg, None if cfg.data.prompts else DialogSource(cfg, Path(args.out)))
+
+
+def generate(model_dir: Path, prompts, cfg) -> Any:
+    """``evaluation.n`` candidates per prompt from one model, with the evaluation's sampling seed."""
+    from actors.rollout import RolloutGroup
+    from ouro_ray.seeding import derive_seed
+
+    rollout = RolloutGroup(str(model_dir), cfg.rollout, seed=cfg.seed, prefix=f"{cfg.cluster.namespace}-eval",
+                           namespace=cfg.cluster.namespace)
+    try:
+        sampling = dataclasses.replace(cfg.rollout.sampling, n=cfg.evaluation.n)
+        return rollout.generate(prompts, seed=derive_seed(cfg.seed, "evaluate"), sampling=sampling)
+    finally:
+        rollout.close()
+
+
+def evaluate(cfg, specs: list[str], baseline: str, prompts, judges, say=lambda m: None) -> tuple[dict, list[dict]]:
+    """The report and results rows of ``specs`` (policies, then the baseline) on ``prompts``."""
+    from ouro_ray.eval import pack
+
+    names = model_names(specs + [baseline])
+    answers, metrics, rows = [], {}, []
+    for name, spec in zip(names, specs + [baseline]):
+        say(f"{name}: generating {cfg.evaluation.n} candidates for {prompts.num_rows} prompts")
+        candidates = generate(resolve_policy(spec, cfg), prompts, cfg)
+        say(f"{name}: judging")
+        answers.append(pack.score_answers(name, candidates, prompts, judges, cfg.scoring))
+        metrics[name], model_rows = pack.model_metrics(answers[-1], judges=judges, n_boot=cfg.evaluation.bootstrap,
+                                                       seed=cfg.seed)
+        rows += model_rows
+    e = cfg.evaluation
+    report = {"models": names, "baseline": names[-1], "paths": dict(zip(names, specs + [baseline])),
+              "n_prompts": prompts.num_rows, "n_candidates": e.n, "seed": cfg.seed, "metrics": metrics,
+              "definitions": pack.DEFINITIONS}
+    say("pairwise comparisons")
+    report["pairwise"] = pack.compare(answers, names[-1], judges=judges, mode=e.pairwise, tie_margin=e.tie_margin,
+                                      n_boot=e.bootstrap, seed=cfg.seed)
+    if e.stress:
+        say("reward-hack stress suite")
+        report["stress"] = pack.reward_hacks(judges, cfg.scoring, seed=cfg.seed)
+    return report, rows
+
+
+def main(args: argparse.Namespace) -> int:
+    from actors.judge import JudgeGroup
+    from ouro_ray.config import load_config
+    from ouro_ray.eval.report import write_report
+
+    cfg = load_config(args.config, args.args)
+    out = Path(args.out or Path("evals") / time.strftime("%Y%m%d-%H%M%S"))
+    out.mkdir(parents=True, exist_ok=True)
+    say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    info = _cluster(cfg, say)
+    prompts = eval_prompts(argparse.Namespace(**{**vars(args), "out": str(out)}), cfg)
+    judges = JudgeGroup(cfg.judges, model_dir=_judge_model_dir(cfg, args.baseline), prefix=f"{cfg.cluster.namespace}-eval",
+                        serve_host=cfg.cluster.serve_host, serve_port=cfg.cluster.serve_port)
+    try:
+        report, rows = evaluate(cfg, list(args.policy), args.baseline, prompts, judges, say)
+    finally:
+        judges.close()
+        if info is not None and info.started_here:
+            from ray import serve
+
+            from cluster.local import shutdown
+
+            serve.shutdown()
+            shutdown()
+    files = write_report(report, rows, out)
+    _print_summary(report, out, files)
+    return 0
+
+
+def _judge_model_dir(cfg, baseline: str) -> str | None:
+    """The LLM judge's model when it is 'policy': the baseline (the judge must not be the policy under test)."""
+    if not (cfg.judges.llm.enabled and cfg.judges.llm.model == "policy"):
+        return None
+    return str(resolve_policy(baseline, cfg))
+
+
+def _cluster(cfg, say):
+    """Ray only when a role runs remotely (rollout actors or Serve judge replicas)."""
+    if cfg.rollout.workers.num_workers == 0 and cfg.judges.max_workers == 0:
+        return None
+    from ouro_ray.cli_train import _connect
+
+    return _connect(cfg)
+
+
+def _print_summary(report: dict, out: Path, files: dict) -> None:
+    pw = report["pairwise"]
+    for name in report["models"]:
+        elo = pw["elo"][name]
+        line = f"{name:>20}: ELO {elo['rating']:7.1f} [{elo['ci'][0]:.0f}, {elo['ci'][1]:.0f}]"
+        if name in pw["win_rate"] and pw["win_rate"][name]["value"] is not None:
+            w = pw["win_rate"][name]
+            line += f"  win rate vs {report['baseline']} {w['value']:.3f} [{w['ci'][0]:.3f}, {w['ci'][1]:.3f}] (n={w['n']})"
+        print(line)
+    if "stress" in report:
+        o = report["stress"]["overall"]
+        print(f"reward hacks: {o['per_100']:.1f} per 100 (n={o['n']})")
+    print(f"report: {out / 'report.md'} ({len(files)} files)")
+
+
+def add_eval_parser(sub) -> None:
+    e = sub.add_parser("eval", help="the evaluator pack: win rate and ELO vs a baseline, coherence under paraphrase, "
+                                    "persona, safety, reward-hack stress; report.json/md, results.csv, PNGs",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    e.add_argument("--policy", action="append", required=True,
+                   help="a policy: an `ouro run` directory, a learner checkpoint, an HF directory or 'tiny-world' "
+                        "(repeat for more)")
+    e.add_argument("--baseline", required=True, help="the model every policy is compared with (same forms)")
+    e.add_argument("--prompts", help="prompts or labyrinth shard (default: a run's held-out prompts, else the "
+                                     "config's held-out prompts); at most evaluation.size are used")
+    e.add_argument("--out", help="report directory (default: evals/<date-time>)")
+    e.add_argument("--config", help="YAML config (evaluation.*, judges.*, scoring.*, rollout.*, cluster.*)")
+    e.add_argument("args", nargs="*", metavar="[KEY=VALUE]", help="config overrides, e.g. evaluation.n=4")
+    e.set_defaults(func=main)
