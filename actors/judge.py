@@ -24,6 +24,7 @@ from typing import Any, Sequence
 import pyarrow as pa
 
 from actors.group import role_error
+from cluster import telemetry
 from actors.judge_worker import JudgeOutput, JudgeWorker
 from ouro_ray.config.judges import JudgesConfig
 from ouro_ray.judges.protocol import Judge
@@ -150,8 +151,11 @@ class JudgeGroup:
         attempts = {k: 0 for k in pending}
         deadline = time.monotonic() + self.cfg.call_timeout_s
         while pending:
+            telemetry.record("ouro_judge_queue_depth", len(pending), app=self.app)
             k = min(pending)
             results[k] = self._collect(k, pending, attempts, box, bounds[k], deadline)
+        telemetry.record("ouro_judge_queue_depth", 0, app=self.app)
+        telemetry.record("ouro_judge_items_total", items.num_rows, app=self.app)
         return JudgeOutput.merge([results[k] for k in range(len(bounds))])
 
     def _submit(self, box: list[Any], bound: tuple[int, int]):

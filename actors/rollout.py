@@ -8,6 +8,7 @@ and loads it, so its output is stamped with the weights that really generated it
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,7 @@ import pyarrow as pa
 
 from actors.group import ActorGroup
 from actors.weights import WeightFollower
+from cluster import telemetry
 from ouro_ray.config.roles import RolloutConfig
 from ouro_ray.data.schemas import SHARDS
 from ouro_ray.data.tensors import arrays_to_lists
@@ -78,7 +80,12 @@ class RolloutWorker:
         self.sync_weights()
         prompt_ids = prompts.column("prompt_id").to_pylist()
         tokens = encode_prompts(self.tokenizer, prompts.column("prompt").to_pylist())
+        started = time.perf_counter()
         cands = self.backend.generate(tokens, sampling, seed)
+        generated = sum(len(c.token_ids) for c in cands)
+        telemetry.record("ouro_rollout_tokens_total", generated, worker=self.name)
+        telemetry.record("ouro_rollout_tokens_per_s", generated / max(time.perf_counter() - started, 1e-9),
+                         worker=self.name)
         return stamp(candidates_table(prompt_ids, tokens, cands, sampling.n, self.weights.version), f"ouro/{self.name}")
 
     def info(self) -> dict[str, Any]:

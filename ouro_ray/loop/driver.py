@@ -29,6 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from cluster import telemetry
 from ouro_ray.config import OuroConfig
 from ouro_ray.data import read_shard
 from ouro_ray.judges.items import judge_items
@@ -69,7 +70,7 @@ class Loop:
     """Runs rounds into a :class:`RunDir` with the given role groups; resumable after any round."""
 
     def __init__(self, cfg: OuroConfig, run: RunDir, roles: Roles, model_dir: str, held_out: pa.Table,
-                 source: DialogSource | None, writer: Any = None, stage: Callable[[str], None] = lambda s: None):
+                 source: DialogSource | None, writer: Any = None, stage: Callable[[str, str], None] = lambda name, lane: None):
         self.cfg, self.run, self.roles, self.held_out, self.source = cfg, run, roles, held_out, source
         self.model_dir = model_dir
         self.writer, self._on_stage = writer, stage
@@ -305,6 +306,9 @@ class Loop:
         finished = time.time()
         history.append({**measured, **train, **self._finish_clock(r),
                         "seconds_round": round(finished - self._round_started, 3)})
+        telemetry.record("ouro_loop_items_per_s", train["train_candidates"] / max(finished - self._round_started, 1e-9),
+                         run=self.run.path.name)
+        telemetry.record("ouro_loop_round", r + 1, run=self.run.path.name)
         self._round_started = finished
         self.finish_round(r, history, experience.state if experience else None)
         on_round(r + 1, history[-1])
