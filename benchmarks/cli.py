@@ -48,22 +48,31 @@ def run_suites(names: list[str], out: Path, quick: bool, reps: int | None, seed:
         module = importlib.import_module(suites[name])
         ctx = Context(out=out, quick=quick, reps=reps or (2 if quick else 5), seed=seed, namespace=namespace)
         started = time.perf_counter()
-        result = module.run(ctx)
+        try:
+            result = module.run(ctx)
+        except Exception as exc:  # one suite's failure (e.g. TRL missing) is recorded; the others still run
+            result = {"suite": name, "error": f"{type(exc).__name__}: {exc}"}
+            say(f"  failed: {result['error']}")
         result["seconds"] = round(time.perf_counter() - started, 2)
         report["suites"][name] = result
-        plot_ratio(result, out / f"{name}.png")
+        if "error" not in result:
+            plot_ratio(result, out / f"{name}.png")
+            r = result["ratio"]
+            say(f"  {result['ratio_name']}: median {r['median']:.3g} (min {r['min']:.3g}, max {r['max']:.3g}) "
+                f"in {result['seconds']:.0f} s")
         (out / "bench.json").write_text(json.dumps(report, indent=2, default=float))
-        r = result["ratio"]
-        say(f"  {result['ratio_name']}: median {r['median']:.3g} (min {r['min']:.3g}, max {r['max']:.3g}) "
-            f"in {result['seconds']:.0f} s")
     return report
 
 
 def main(args: argparse.Namespace) -> int:
     out = Path(args.out or Path("bench") / time.strftime("%Y%m%d-%H%M%S"))
-    run_suites(list(args.suites), out, args.quick, args.reps, say=lambda m: print(m, file=sys.stderr, flush=True))
+    report = run_suites(list(args.suites), out, args.quick, args.reps,
+                        say=lambda m: print(m, file=sys.stderr, flush=True))
     print(f"{out / 'bench.json'}")
-    return 0
+    failed = [name for name, r in report["suites"].items() if "error" in r]
+    if failed:
+        print(f"failed suites: {', '.join(failed)} (their errors are in bench.json)", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def add_bench_parser(sub) -> None:

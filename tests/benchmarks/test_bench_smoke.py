@@ -1,0 +1,64 @@
+"""`ouro bench`: the harness's arithmetic, the registry, and one quick suite end to end (no timing asserted)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks import harness
+from benchmarks.cli import SUITES, available, run_suites
+
+
+def test_alternate_interleaves_and_ratio_stats_are_per_repetition():
+    calls = []
+    a, b = harness.alternate(lambda: calls.append("a") or 2.0, lambda: calls.append("b") or 4.0, reps=3, warmup=1)
+    assert calls == ["a", "b"] * 4  # one warm-up pair, then a, b, a, b, a, b
+    assert a == [2.0] * 3 and b == [4.0] * 3
+    assert harness.ratio_stats([1.0, 3.0, 2.0], [1.0, 1.0, 2.0]) == {"median": 1.0, "min": 1.0, "max": 3.0, "n": 3}
+    with pytest.raises(ValueError, match="--reps"):
+        harness.alternate(lambda: 1.0, lambda: 1.0, reps=0)
+
+
+def test_every_offered_suite_has_its_name_and_a_run_function_and_unknown_ones_are_refused(tmp_path):
+    import importlib
+
+    assert {"loop-overhead", "demo", "data-plane", "weight-sync", "rollout", "learner"} <= set(available())
+    for name, module in available().items():  # the --help list is what runs
+        suite = importlib.import_module(module)
+        assert suite.SUITE == name and callable(suite.run) and name in SUITES
+    with pytest.raises(ValueError, match="unknown suite"):
+        run_suites(["warp-drive"], tmp_path, quick=True, reps=1)
+
+
+@pytest.mark.ray
+def test_quick_data_plane_suite_writes_bench_json(ray_cluster, tmp_path):
+    report = run_suites(["data-plane"], tmp_path, quick=True, reps=1, namespace="ouro-test")
+    saved = json.loads((tmp_path / "bench.json").read_text())
+    assert saved["suites"].keys() == report["suites"].keys() == {"data-plane"}
+    section = saved["suites"]["data-plane"]
+    assert {"suite", "ratio_name", "ratio", "absolute", "params", "better", "seconds"} <= set(section)
+    assert {"median", "min", "max", "n"} == set(section["ratio"]) and section["ratio"]["n"] == 1
+    assert section["ratio"]["min"] <= section["ratio"]["median"] <= section["ratio"]["max"]
+    assert saved["machine"]["cpus"] >= 1 and "gpu" in saved["machine"]
+    assert (tmp_path / "data-plane.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_failing_suite_is_recorded_and_the_rest_still_run(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    from benchmarks import cli
+
+    broken = types.ModuleType("benchmarks._broken")
+    broken.run = lambda ctx: (_ for _ in ()).throw(ImportError("no trl; fix: pip install -e .[bench]"))
+    fine = types.ModuleType("benchmarks._fine")
+    fine.run = lambda ctx: harness.section("fine", ratio_name="x", ratio=harness.ratio_stats([1.0], [2.0]),
+                                           absolute={}, params={})
+    monkeypatch.setitem(sys.modules, "benchmarks._broken", broken)
+    monkeypatch.setitem(sys.modules, "benchmarks._fine", fine)
+    monkeypatch.setattr(cli, "available", lambda: {"broken": "benchmarks._broken", "fine": "benchmarks._fine"})
+    report = cli.run_suites(["broken", "fine"], tmp_path, quick=True, reps=1)
+    assert report["suites"]["broken"]["error"].startswith("ImportError: no trl")
+    assert report["suites"]["fine"]["ratio"]["median"] == 0.5
+    assert (tmp_path / "fine.png").is_file() and not (tmp_path / "broken.png").exists()
