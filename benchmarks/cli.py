@@ -46,7 +46,7 @@ def run_suites(names: list[str], out: Path, quick: bool, reps: int | None, seed:
     for name in names or list(suites):
         say(f"bench {name} ({'quick' if quick else 'full'})")
         module = importlib.import_module(suites[name])
-        ctx = Context(out=out, quick=quick, reps=reps or (2 if quick else 5), seed=seed, namespace=namespace)
+        ctx = Context(out=out, quick=quick, reps=reps or (2 if quick else 3), seed=seed, namespace=namespace)
         started = time.perf_counter()
         try:
             result = module.run(ctx)
@@ -81,5 +81,5 @@ def add_bench_parser(sub) -> None:
     b.add_argument("suites", nargs="*", metavar="SUITE", help=f"suites to run (default: all): {', '.join(available())}")
     b.add_argument("--out", help="output directory (default: bench/<date-time>)")
     b.add_argument("--quick", action="store_true", help="small sizes and 2 repetitions: a couple of minutes")
-    b.add_argument("--reps", type=int, help="repetitions per suite (default: 2 quick, 5 full)")
+    b.add_argument("--reps", type=int, help="repetitions per suite (default: 2 quick, 3 full)")
     b.set_defaults(func=main)
