@@ -73,6 +73,7 @@ def connect(
         ray.init(address=target, namespace=namespace, runtime_env=runtime_env, log_to_driver=log_to_driver)
         return _info(started_here=False, namespace=namespace)
     ray.init(
+        address="local",  # a new instance: without it Ray attaches to the last `ray start` cluster on this machine
         num_cpus=num_cpus,
         num_gpus=num_gpus,
         object_store_memory=object_store_mb * 2**20 if object_store_mb else None,
