@@ -3,7 +3,7 @@
 Both modes run the whole loop (`ouro run`'s :meth:`Loop.run_rounds`: round-0 evaluation, then steps
 1-7 and the held-out evaluation each round) on configs/tiny.yaml with small sizes, plus one more
 teacher: the HTTP judge pointed at a loopback completions server that answers each request after
-``latency_s`` (0.2 s; ``$OURO_BENCH_ASYNC_LATENCY_S``, see :mod:`benchmarks.latency_judge`), with 2
+``latency_s`` (0.2 s; ``ouro bench --async-latency S``, see :mod:`benchmarks.latency_judge`), with 2
 prompts a request and 4 requests in flight (a slow judge service: 40 prompts/s at 0.2 s), so judging
 a round's candidates (3 rubric prompts each) waits seconds on the endpoint while using no CPU. That
 is the case async mode is for: the next round's steps 1-5 and 7 (generation, judging) run on a
@@ -14,7 +14,7 @@ Items/s of a run = training candidates of rounds 1..R ÷ the sum of those rounds
 judge group on Serve, the Ray Train learner) are built once and shared: every run is a fresh
 :class:`Loop` with its own run directory, so start-up is paid once. One unrecorded warm-up run (one
 sync round) comes first; then async and sync runs alternate ``reps`` times (at most 2; quick: smaller
-sizes, one run each). Ratio = async items/s ÷ sync items/s (better higher).
+sizes, 2 rounds, one run each). Ratio = async items/s ÷ sync items/s (better higher).
 """
 
 from __future__ import annotations
@@ -24,18 +24,17 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from benchmarks.harness import Context, alternate, ratio_stats, section, spread
-from benchmarks.latency_judge import MODEL, LatencyJudgeServer, free_port, latency_from_env
+from benchmarks.harness import Context, alternate, ratio_stats, ray_cluster, section, spread
+from benchmarks.latency_judge import MODEL, LatencyJudgeServer, free_port
 
 SUITE = "async-speedup"
-LATENCY_ENV = "OURO_BENCH_ASYNC_LATENCY_S"
 SIZES = ["loop.prompts_per_round=32", "rollout.sampling.n=2", "rollout.sampling.max_new_tokens=24",
          "data.synthetic_dialogs=12", "evaluation.size=8", "evaluation.held_out_dialogs=4"]
 QUICK_SIZES = ["loop.prompts_per_round=8", "rollout.sampling.n=2", "rollout.sampling.max_new_tokens=16",
                "data.synthetic_dialogs=8", "evaluation.size=4", "evaluation.held_out_dialogs=4"]
 HTTP = [f"judges.http.model={MODEL}", "judges.http.batch_size=2", "judges.http.max_in_flight=4",
         "judges.http.max_retries=0"]
-ROUNDS = 3
+ROUNDS, QUICK_ROUNDS = 3, 2
 MAX_REPS = 2
 """A full repetition is two whole runs (about two minutes here): ``--reps`` above this is capped."""
 
@@ -102,7 +101,8 @@ def configs(ctx: Context, base_url: str, serve_port: int) -> tuple[dict, list[st
     from ouro_ray.config import load_config
 
     repo = Path(__file__).resolve().parents[1]
-    overrides = (QUICK_SIZES if ctx.quick else SIZES) + [f"rounds={ROUNDS}", f"judges.http.base_url={base_url}", *HTTP,
+    rounds = QUICK_ROUNDS if ctx.quick else ROUNDS
+    overrides = (QUICK_SIZES if ctx.quick else SIZES) + [f"rounds={rounds}", f"judges.http.base_url={base_url}", *HTTP,
                          f"cluster.namespace={ctx.namespace}", "cluster.worker_logs=false", "cluster.dashboard=false",
                          f"cluster.serve_port={serve_port}"]
     cfgs = {mode: load_config(str(repo / "configs/tiny.yaml"), overrides + [f"loop.mode={mode}"])
@@ -112,19 +112,15 @@ def configs(ctx: Context, base_url: str, serve_port: int) -> tuple[dict, list[st
 
 
 def run(ctx: Context) -> dict:
-    from cluster.local import connect, shutdown
     from ouro_ray.models.load import resolve_model_path
 
-    latency_s = latency_from_env(LATENCY_ENV, 0.2)
+    latency_s = ctx.async_latency_s
     load = [round(os.getloadavg()[0], 2)]  # other processes on the machine skew every figure: say how busy it was
     reps = 1 if ctx.quick else min(ctx.reps, MAX_REPS)
     server = LatencyJudgeServer(latency_s)
-    with server as base_url, tempfile.TemporaryDirectory(prefix="ouro-bench-async-") as tmp:
+    with server as base_url, tempfile.TemporaryDirectory(prefix="ouro-bench-async-") as tmp, ray_cluster(ctx):
         cfgs, overrides = configs(ctx, base_url, free_port())
-        c = cfgs["sync"].cluster
         model_dir = str(resolve_model_path(cfgs["sync"].model.path, cfgs["sync"].world, cfgs["sync"].seed))
-        info = connect(c.address, num_cpus=c.num_cpus, num_gpus=c.num_gpus, object_store_mb=c.object_store_mb,
-                       dashboard=False, namespace=c.namespace, log_to_driver=False)
         runs = None
         try:
             runs = Runs(cfgs, model_dir, Path(tmp))
@@ -133,11 +129,6 @@ def run(ctx: Context) -> dict:
         finally:
             if runs is not None:
                 runs.close()
-            if info.started_here:
-                from ray import serve
-
-                serve.shutdown()
-                shutdown()
     load.append(round(os.getloadavg()[0], 2))
     staleness = [statistics.mean(m["staleness"] for m in rounds) for rounds in runs.histories["async"]]
     rounds = cfgs["sync"].rounds
@@ -152,7 +143,7 @@ def run(ctx: Context) -> dict:
                   "seconds_per_stage": {m: stage_seconds(h) for m, h in runs.histories.items()},
                   "endpoint_requests": server.counts()["requests"]},
         params={"config": "configs/tiny.yaml", "overrides": overrides, "rounds_timed": rounds, "reps": reps,
-                "latency_s": latency_s, "latency_env": LATENCY_ENV, "max_staleness": cfgs["async"].loop.max_staleness,
+                "latency_s": latency_s, "latency_flag": "--async-latency", "max_staleness": cfgs["async"].loop.max_staleness,
                 "warm_up": "one unrecorded sync run of 1 round on the same role groups",
                 "order": "async, sync, async, sync, ...", "loadavg_1m_start_end": load},
         notes=["items/s = training candidates of rounds 1..R / their seconds_round (start-up and round-0 "

@@ -1,7 +1,9 @@
-"""`ouro bench [SUITE …] [--out DIR] [--quick] [--reps K]`: run suites, write DIR/bench.json and PNGs.
+"""`ouro bench [SUITE …] [--out DIR] [--quick] [--reps K] [--judge-latency S] [--async-latency S]`.
 
-Each suite runs the thing and its baseline side by side in this process tree, alternating, and
-reports the median and min–max of their ratio plus the absolute figures (see benchmarks/harness.py).
+Runs suites and writes DIR/bench.json and PNGs. Each suite runs the thing and its baseline side by
+side in this process tree, alternating, and reports the median and min–max of their ratio plus the
+absolute figures (see benchmarks/harness.py). The Ray suites share one cluster and one Ray Serve,
+started once; start-up is never inside a timed part.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import importlib
 import json
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 SUITES = {
@@ -33,9 +36,15 @@ def available() -> dict[str, str]:
 
 
 def run_suites(names: list[str], out: Path, quick: bool, reps: int | None, seed: int = 0,
-               say=lambda m: None, namespace: str = "ouro-bench") -> dict:
-    """Every named suite, in order, into one bench.json (written after each suite, so a crash keeps the rest)."""
-    from benchmarks.harness import Context, machine, plot_ratio
+               say=lambda m: None, namespace: str = "ouro-bench", judge_latency_s: float = 0.05,
+               async_latency_s: float = 0.2) -> dict:
+    """Every named suite, in order, into one bench.json (written after each suite, so a crash keeps the rest).
+
+    The Ray suites run on one cluster opened at the first of them (or on the one this process is
+    already connected to); a suite with ``RAY = False`` gets the machine to itself: the shared cluster
+    is stopped before it.
+    """
+    from benchmarks.harness import Context, machine, plot_ratio, ray_cluster
 
     out.mkdir(parents=True, exist_ok=True)
     suites = available()
@@ -43,31 +52,52 @@ def run_suites(names: list[str], out: Path, quick: bool, reps: int | None, seed:
     if unknown:
         raise ValueError(f"unknown suite(s) {unknown}; fix: choose from {sorted(suites)}")
     report = {"machine": machine(), "quick": quick, "started": time.strftime("%Y-%m-%d %H:%M:%S"), "suites": {}}
-    for name in names or list(suites):
-        say(f"bench {name} ({'quick' if quick else 'full'})")
-        module = importlib.import_module(suites[name])
-        ctx = Context(out=out, quick=quick, reps=reps or (2 if quick else 3), seed=seed, namespace=namespace)
-        started = time.perf_counter()
-        try:
-            result = module.run(ctx)
-        except Exception as exc:  # one suite's failure (e.g. TRL missing) is recorded; the others still run
-            result = {"suite": name, "error": f"{type(exc).__name__}: {exc}"}
-            say(f"  failed: {result['error']}")
-        result["seconds"] = round(time.perf_counter() - started, 2)
-        report["suites"][name] = result
-        if "error" not in result:
-            plot_ratio(result, out / f"{name}.png")
-            r = result["ratio"]
-            say(f"  {result['ratio_name']}: median {r['median']:.3g} (min {r['min']:.3g}, max {r['max']:.3g}) "
-                f"in {result['seconds']:.0f} s")
-        (out / "bench.json").write_text(json.dumps(report, indent=2, default=float))
+
+    def context(module) -> Context:
+        default = 2 if quick else getattr(module, "FULL_REPS", 3)
+        return Context(out=out, quick=quick, reps=default if reps is None else reps, seed=seed, namespace=namespace,
+                       judge_latency_s=judge_latency_s, async_latency_s=async_latency_s)
+
+    context(None)  # bad --reps or latencies are refused before anything starts
+    with ExitStack() as shared:
+        cluster = None
+        for name in names or list(suites):
+            module = importlib.import_module(suites[name])
+            ctx = context(module)
+            wants_ray = getattr(module, "RAY", True)
+            if wants_ray and cluster is None:
+                cluster = shared.enter_context(ExitStack())
+                cluster.enter_context(ray_cluster(ctx))
+            elif not wants_ray and cluster is not None:
+                cluster.close()  # stops the cluster if this process started it
+                cluster = None
+            say(f"bench {name} ({'quick' if quick else 'full'}, {ctx.reps} reps)")
+            started = time.perf_counter()
+            try:
+                result = module.run(ctx)
+            except Exception as exc:  # one suite's failure (e.g. TRL missing) is recorded; the others still run
+                result = {"suite": name, "error": f"{type(exc).__name__}: {exc}"}
+                say(f"  failed: {result['error']}")
+            result["seconds"] = round(time.perf_counter() - started, 2)
+            report["suites"][name] = result
+            if "error" not in result:
+                plot_ratio(result, out / f"{name}.png")
+                r = result["ratio"]
+                say(f"  {result['ratio_name']}: median {r['median']:.3g} (min {r['min']:.3g}, max {r['max']:.3g}) "
+                    f"in {result['seconds']:.0f} s")
+            (out / "bench.json").write_text(json.dumps(report, indent=2, default=float))
+    report["seconds"] = round(sum(r["seconds"] for r in report["suites"].values()), 2)
+    (out / "bench.json").write_text(json.dumps(report, indent=2, default=float))
     return report
 
 
 def main(args: argparse.Namespace) -> int:
     out = Path(args.out or Path("bench") / time.strftime("%Y%m%d-%H%M%S"))
+    started = time.perf_counter()
     report = run_suites(list(args.suites), out, args.quick, args.reps,
-                        say=lambda m: print(m, file=sys.stderr, flush=True))
+                        say=lambda m: print(m, file=sys.stderr, flush=True),
+                        judge_latency_s=args.judge_latency, async_latency_s=args.async_latency)
+    print(f"{len(report['suites'])} suite(s) in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     print(f"{out / 'bench.json'}")
     failed = [name for name, r in report["suites"].items() if "error" in r]
     if failed:
@@ -81,5 +111,9 @@ def add_bench_parser(sub) -> None:
     b.add_argument("suites", nargs="*", metavar="SUITE", help=f"suites to run (default: all): {', '.join(available())}")
     b.add_argument("--out", help="output directory (default: bench/<date-time>)")
     b.add_argument("--quick", action="store_true", help="small sizes and 2 repetitions: a couple of minutes")
-    b.add_argument("--reps", type=int, help="repetitions per suite (default: 2 quick, 3 full)")
+    b.add_argument("--reps", type=int, help="repetitions per suite (default: 2 quick; full: 3, loop-overhead 5)")
+    b.add_argument("--judge-latency", type=float, default=0.05, metavar="S",
+                   help="judge-scaling: seconds the loopback judge endpoint waits per request (default 0.05)")
+    b.add_argument("--async-latency", type=float, default=0.2, metavar="S",
+                   help="async-speedup: seconds the loopback judge endpoint waits per request (default 0.2)")
     b.set_defaults(func=main)

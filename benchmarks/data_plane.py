@@ -21,7 +21,7 @@ import time
 import numpy as np
 import pyarrow as pa
 
-from benchmarks.harness import Context, alternate, ratio_stats, section, spread
+from benchmarks.harness import Context, alternate, ratio_stats, ray_cluster, section, spread
 
 SUITE = "data-plane"
 FULL_MB, QUICK_MB = 256, 32
@@ -159,33 +159,27 @@ class Consumer:
 def run(ctx: Context) -> dict:
     import ray
 
-    from cluster.local import connect, shutdown
-
     mb = QUICK_MB if ctx.quick else FULL_MB
-    info = connect(num_cpus=2, dashboard=False, namespace=ctx.namespace, log_to_driver=False)
-    actors = []
-    try:
+    answers: dict[str, list[dict]] = {"arrow": [], "dict": []}
+    with ray_cluster(ctx):
         producer = ray.remote(Producer).options(num_cpus=0.5).remote(mb, ctx.seed)
         consumer = ray.remote(Consumer).options(num_cpus=0.5).remote()
-        actors = [producer, consumer]
-        batch = ray.get(producer.info.remote(), timeout=TIMEOUT_S)
-        answers: dict[str, list[dict]] = {"arrow": [], "dict": []}
+        try:
+            batch = ray.get(producer.info.remote(), timeout=TIMEOUT_S)
 
-        def hand_over(kind: str):
-            def once() -> float:
-                start = time.perf_counter()
-                answer = ray.get(consumer.read.remote(producer.emit.remote(kind)), timeout=TIMEOUT_S)
-                seconds = time.perf_counter() - start
-                answers[kind].append(answer)
-                return seconds
-            return once
+            def hand_over(kind: str):
+                def once() -> float:
+                    start = time.perf_counter()
+                    answer = ray.get(consumer.read.remote(producer.emit.remote(kind)), timeout=TIMEOUT_S)
+                    seconds = time.perf_counter() - start
+                    answers[kind].append(answer)
+                    return seconds
+                return once
 
-        arrow_s, dict_s = alternate(hand_over("arrow"), hand_over("dict"), reps=ctx.reps)
-    finally:
-        for actor in actors:
-            ray.kill(actor, no_restart=True)
-        if info.started_here:
-            shutdown()
+            arrow_s, dict_s = alternate(hand_over("arrow"), hand_over("dict"), reps=ctx.reps)
+        finally:
+            for actor in (producer, consumer):
+                ray.kill(actor, no_restart=True)
     a, d = answers["arrow"][-1], answers["dict"][-1]
     if a["token_sum"] != d["token_sum"] or a["text_bytes"] != d["text_bytes"]:
         raise RuntimeError(f"the Arrow and dict reads disagree: {a} vs {d}")

@@ -17,9 +17,11 @@ from pathlib import Path
 from benchmarks.harness import Context, ratio_stats, section, spread
 
 SUITE = "demo"
+RAY = False
+"""The run starts its own cluster in a child process: `ouro bench` stops its shared one first."""
 BUDGET_S = 600.0
-QUICK = ["rounds=1", "loop.prompts_per_round=32", "rollout.sampling.n=2", "rollout.sampling.max_new_tokens=24",
-         "data.synthetic_dialogs=12", "evaluation.held_out_dialogs=4", "evaluation.size=8"]
+QUICK = ["rounds=1", "loop.prompts_per_round=16", "rollout.sampling.n=2", "rollout.sampling.max_new_tokens=16",
+         "data.synthetic_dialogs=8", "evaluation.held_out_dialogs=4", "evaluation.size=4"]
 
 
 def tree_rss(root) -> int:

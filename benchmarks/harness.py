@@ -9,15 +9,22 @@ A suite module (``benchmarks/<name>.py``) defines::
     SUITE = "data-plane"                      # the name `ouro bench` takes
     def run(ctx: Context) -> dict             # its section of bench.json, from :func:`section`
 
-and may write PNGs into ``ctx.out``.
+and may write PNGs into ``ctx.out``. A suite that needs Ray opens it with ``with ray_cluster(ctx):``;
+`ouro bench` holds one cluster (and one Ray Serve) open across its Ray suites, so each suite joins it
+instead of paying Ray's and Serve's start-up again. A suite that must own its process tree (``demo``,
+which runs `ouro run` as a child with its own cluster) sets ``RAY = False``: the shared cluster is
+stopped before it runs.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import statistics
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -33,7 +40,45 @@ class Context:
     seed: int = 0
     namespace: str = "ouro-bench"
     """Ray namespace to connect in (a test joins its session cluster's namespace)."""
+    judge_latency_s: float = 0.05
+    """judge-scaling's endpoint latency per request (``--judge-latency``)."""
+    async_latency_s: float = 0.2
+    """async-speedup's endpoint latency per request (``--async-latency``)."""
     notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.reps, bool) or not isinstance(self.reps, int) or self.reps < 1:
+            raise ValueError(f"--reps {self.reps!r}: need at least one repetition; fix: pass --reps 1 or more")
+        for flag, value in (("--judge-latency", self.judge_latency_s), ("--async-latency", self.async_latency_s)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+                    math.isfinite(value) and value >= 0):
+                raise ValueError(f"{flag} {value!r} is not a latency; fix: give seconds per request >= 0, "
+                                 f"e.g. {flag} 0.05")
+
+
+CLUSTER_CPUS = 8
+"""Logical CPUs of a cluster a suite (or `ouro bench`) starts: enough for every suite's actors at once
+(loop-overhead's roles with 2 torch threads each: rollout 2, reference 2, judge 1, learner 2). Actors'
+torch threads follow their own ``num_cpus``, not this."""
+
+
+@contextmanager
+def ray_cluster(ctx: Context) -> Iterator[Any]:
+    """Join the Ray cluster already open in this process (`ouro bench`'s shared one, a test's session
+    cluster), else start one for the block and stop it (and any Serve on it) at the end."""
+    from cluster.local import connect, shutdown
+
+    joining = bool(os.environ.get("RAY_ADDRESS"))  # a running cluster's size is not ours to set
+    info = connect(None, num_cpus=None if joining else CLUSTER_CPUS, dashboard=False, namespace=ctx.namespace,
+                   log_to_driver=False)
+    try:
+        yield info
+    finally:
+        if info.started_here:  # Serve's driver-side threads must stop before Ray does
+            from ray import serve
+
+            serve.shutdown()
+            shutdown()
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:

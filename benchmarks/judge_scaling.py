@@ -2,7 +2,7 @@
 
 The group is the real one (:class:`actors.judge.JudgeGroup`, a Ray Serve deployment of ``JudgeWorker``
 replicas) and its only teacher is the HTTP judge, pointed at a loopback completions server that
-answers every request after ``latency_s`` (50 ms; ``$OURO_BENCH_JUDGE_SCALING_LATENCY_S``), see
+answers every request after ``latency_s`` (50 ms; ``ouro bench --judge-latency S``), see
 :mod:`benchmarks.latency_judge`. For N in 1, 2, 4, 8, 16 (quick: 1, 2, 4) the group is resized to
 ``min_workers = max_workers = N`` (one Serve application, redeployed), warmed up with one batch, then
 scores the same ``judge_items`` batch ``reps`` times; items/s = items ÷ the wall time of
@@ -22,11 +22,10 @@ import os
 import time
 from pathlib import Path
 
-from benchmarks.harness import Context, ratio_stats, section, spread, timed
-from benchmarks.latency_judge import MODEL, LatencyJudgeServer, free_port, latency_from_env
+from benchmarks.harness import Context, ratio_stats, ray_cluster, section, spread, timed
+from benchmarks.latency_judge import MODEL, LatencyJudgeServer, free_port
 
 SUITE = "judge-scaling"
-LATENCY_ENV = "OURO_BENCH_JUDGE_SCALING_LATENCY_S"
 WORKERS, QUICK_WORKERS = (1, 2, 4, 8, 16), (1, 2, 4)
 ITEMS, QUICK_ITEMS = 256, 64
 HTTP = dict(model=MODEL, dimensions=("helpful",), batch_size=1, max_in_flight=2, max_retries=0, timeout_s=30.0)
@@ -86,25 +85,21 @@ def measure(group, items, server: LatencyJudgeServer) -> float:
 
 
 def run(ctx: Context) -> dict:
-    from ray import serve
-
     from actors.judge import JudgeGroup
-    from cluster.local import connect, shutdown
 
     workers = QUICK_WORKERS if ctx.quick else WORKERS
     n_items = QUICK_ITEMS if ctx.quick else ITEMS
     reps = min(ctx.reps, MAX_REPS)
-    latency_s = latency_from_env(LATENCY_ENV, 0.05)
+    latency_s = ctx.judge_latency_s
     load = [round(os.getloadavg()[0], 2)]  # other processes on the machine skew every figure: say how busy it was
     items = synthetic_items(n_items)
     server = LatencyJudgeServer(latency_s)
-    info = connect(None, num_cpus=2, dashboard=False, namespace=ctx.namespace, log_to_driver=False)
     per_n: dict[int, list[float]] = {}
     startup: dict[int, float] = {}
     peak: dict[int, int] = {}
     group = None
-    try:
-        with server as base_url:
+    with ray_cluster(ctx), server as base_url:
+        try:
             for n in workers:
                 began = time.perf_counter()
                 if group is None:
@@ -117,12 +112,9 @@ def run(ctx: Context) -> dict:
                 measure(group, items, server)  # warm-up: first calls open the replicas' paths and caches
                 per_n[n] = [measure(group, items, server) for _ in range(reps)]
                 peak[n] = server.counts()["peak_in_flight"]
-    finally:
-        if group is not None:
-            group.close()
-        if info.started_here:
-            serve.shutdown()
-            shutdown()
+        finally:
+            if group is not None:
+                group.close()
     load.append(round(os.getloadavg()[0], 2))
     one, top = per_n[workers[0]], workers[-1]
     efficiency = {n: [tp / (n * base) for tp, base in zip(per_n[n], one)] for n in workers}
@@ -135,7 +127,7 @@ def run(ctx: Context) -> dict:
                   "efficiency": {str(n): spread(v) for n, v in efficiency.items()},
                   "replica_cap_items_per_s": ideal, "resize_to_ready_s": {str(n): s for n, s in startup.items()},
                   "peak_requests_in_flight": {str(n): p for n, p in peak.items()}},
-        params={"workers": list(workers), "items": n_items, "latency_s": latency_s, "latency_env": LATENCY_ENV,
+        params={"workers": list(workers), "items": n_items, "latency_s": latency_s, "latency_flag": "--judge-latency",
                 "http": {k: v for k, v in HTTP.items() if k != "model"}, "chunk_size": CHUNK_SIZE,
                 "num_cpus_per_replica": NUM_CPUS, "reps": reps, "loadavg_1m_start_end": load,
                 "order": "N ascending; warm-up then reps per N (a resize restarts replicas, so N is not interleaved)"},

@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import socket
 import threading
 import time
@@ -32,21 +31,6 @@ PAIRWISE_MARK = "Better answer (1 or 2):"
 """How the rubric's pairwise prompt ends (``ouro_ray.judges.rubric.pairwise_prompt``)."""
 MODEL = "latency-judge"
 """The model name the benchmarks send (the server accepts any)."""
-
-
-def latency_from_env(variable: str, default: float) -> float:
-    """Seconds per request from ``$variable`` (the benchmark's knob on the command line), else ``default``."""
-    raw = os.environ.get(variable)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{variable}={raw!r} is not a latency; fix: set it to seconds per request >= 0, "
-                         f"e.g. {variable}={default}")
-    return value
 
 
 def free_port() -> int:

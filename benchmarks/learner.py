@@ -22,11 +22,11 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from benchmarks.harness import Context, alternate, ratio_stats, section, spread, timed
+from benchmarks.harness import Context, alternate, ratio_stats, ray_cluster, section, spread, timed
 from benchmarks.rollout import prompt_batch, tiny_world, torch_threads
 
 SUITE = "learner"
-SIZES = {"quick": {"pairs": 64, "max_new_tokens": 24}, "full": {"pairs": 192, "max_new_tokens": 48}}
+SIZES = {"quick": {"pairs": 32, "max_new_tokens": 24}, "full": {"pairs": 192, "max_new_tokens": 48}}
 MICRO_BATCH, WORKERS, BETA, LR = 8, 2, 0.1, 1e-4
 
 
@@ -129,7 +129,6 @@ def trl_threads(trainer, probe_pairs: int = 64) -> tuple[int, dict[int, float]]:
 
 def run(ctx: Context) -> dict:
     from actors.learner_group import LearnerGroup
-    from cluster.local import connect, shutdown
     from ouro_ray.config.learner import DPOConfig, LearnerConfig, OptimConfig
     from ouro_ray.seeding import derive_seed
 
@@ -142,9 +141,8 @@ def run(ctx: Context) -> dict:
     learner_cfg = LearnerConfig(algo="dpo", num_workers=WORKERS, num_cpus_per_worker=1.0, use_gpu="no",
                                 optim=OptimConfig(lr=LR, micro_batch_size=MICRO_BATCH, max_grad_norm=1.0),
                                 dpo=DPOConfig(beta=BETA), checkpoint_every=10**9, call_timeout_s=600.0)
-    info = connect(num_cpus=WORKERS, dashboard=False, namespace=ctx.namespace, log_to_driver=False)
     group = None
-    with tempfile.TemporaryDirectory(prefix="ouro-bench-learner-") as tmp:
+    with ray_cluster(ctx), tempfile.TemporaryDirectory(prefix="ouro-bench-learner-") as tmp:
         try:
             trainer = trl_trainer(model_dir, batch, str(Path(tmp) / "trl"), seed)
             trl_tokens = pair_tokens(*(list(trainer.train_dataset[k])
@@ -166,8 +164,6 @@ def run(ctx: Context) -> dict:
         finally:
             if group is not None:
                 group.close()
-            if info.started_here:
-                shutdown()
     our_tokens = pair_tokens(*(batch.column(k).to_pylist() for k in (
         "prompt_token_ids", "chosen_token_ids", "rejected_token_ids")))
     return section(SUITE, ratio_name="Ray Train learner pairs/s / TRL DPOTrainer pairs/s",

@@ -23,7 +23,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from benchmarks.harness import Context, alternate, ratio_stats, section, spread, timed
+from benchmarks.harness import Context, alternate, ratio_stats, ray_cluster, section, spread, timed
 
 SUITE = "rollout"
 SIZES = {"quick": {"prompts": 16, "n": 4, "max_new_tokens": 32}, "full": {"prompts": 64, "n": 4, "max_new_tokens": 48}}
@@ -151,7 +151,6 @@ def run(ctx: Context) -> dict:
     import torch
 
     from actors.rollout import RolloutGroup
-    from cluster.local import connect, shutdown
     from ouro_ray.config.roles import RoleResources
     from ouro_ray.rollout.protocol import SamplingConfig
     from ouro_ray.rollout.select import vllm_status
@@ -166,28 +165,26 @@ def run(ctx: Context) -> dict:
     workers = RoleResources(num_workers=1, num_cpus=ACTOR_CPUS, num_gpus=gpus, batch_size=prompts.num_rows)
     rollout_cfg = dataclasses.replace(cfg.rollout, backend="transformers", sampling=sampling, workers=workers)
     seed = derive_seed(ctx.seed, "bench-rollout")
-    info = connect(num_cpus=2, dashboard=False, namespace=ctx.namespace, log_to_driver=False)
     group = None
-    try:
-        threads = actor_threads(ACTOR_CPUS)
-        group = RolloutGroup(model_dir, rollout_cfg, seed=seed, prefix="bench-rollout", namespace=ctx.namespace)
-        # The group gives its single slice derive_seed(seed, 'slice', 0): the baseline samples with the same one.
-        raw = InProcess(model_dir, rollout_cfg, prompts, sampling, derive_seed(seed, "slice", 0), threads)
-        counts, backend_tps = {"actor": 0}, []
+    with ray_cluster(ctx):
+        try:
+            threads = actor_threads(ACTOR_CPUS)
+            group = RolloutGroup(model_dir, rollout_cfg, seed=seed, prefix="bench-rollout", namespace=ctx.namespace)
+            # The group gives its single slice derive_seed(seed, 'slice', 0): the baseline samples with the same one.
+            raw = InProcess(model_dir, rollout_cfg, prompts, sampling, derive_seed(seed, "slice", 0), threads)
+            counts, backend_tps = {"actor": 0}, []
 
-        def actor_tokens_per_s() -> float:
-            seconds, candidates = timed(lambda: group.generate(prompts, seed=seed))
-            counts["actor"] = candidate_tokens(candidates)
-            backend_tps.append(raw.backend_tokens_per_s())  # outside the actor's time: the breakdown only
-            return counts["actor"] / seconds
+            def actor_tokens_per_s() -> float:
+                seconds, candidates = timed(lambda: group.generate(prompts, seed=seed))
+                counts["actor"] = candidate_tokens(candidates)
+                backend_tps.append(raw.backend_tokens_per_s())  # outside the actor's time: the breakdown only
+                return counts["actor"] / seconds
 
-        actor_tps, raw_tps = alternate(actor_tokens_per_s, raw.generate_tokens_per_s, reps=ctx.reps)
-        backend = group.info()[0]["backend"]
-    finally:
-        if group is not None:
-            group.close()
-        if info.started_here:
-            shutdown()
+            actor_tps, raw_tps = alternate(actor_tokens_per_s, raw.generate_tokens_per_s, reps=ctx.reps)
+            backend = group.info()[0]["backend"]
+        finally:
+            if group is not None:
+                group.close()
     absolute = {"actor_tokens_per_s": spread(actor_tps), "in_process_generate_tokens_per_s": spread(raw_tps),
                 "in_process_backend_tokens_per_s": spread(backend_tps[-len(actor_tps):]),
                 "tokens_per_batch": {"actor": counts["actor"], "in_process": raw.tokens},

@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from benchmarks.harness import Context, alternate, ratio_stats, section, spread
+from benchmarks.harness import Context, alternate, ratio_stats, ray_cluster, section, spread
 
 SUITE = "weight-sync"
 TIMEOUT_S = 300.0
@@ -181,7 +181,6 @@ def run(ctx: Context) -> dict:
     import torch
 
     from actors.group import ActorGroup
-    from cluster.local import connect, shutdown
     from ouro_ray.config import load_config
     from ouro_ray.config.roles import RoleResources
     from ouro_ray.models.load import resolve_model_path
@@ -193,26 +192,24 @@ def run(ctx: Context) -> dict:
     unknown = [s for s in sizes if s not in SIZES]
     if unknown:
         raise ValueError(f"unknown model size(s) {unknown}; fix: choose from {', '.join(SIZES)}")
-    info = connect(num_cpus=2, dashboard=False, namespace=ctx.namespace, log_to_driver=False)
     per_size: dict[str, dict] = {}
     workers = RoleResources(num_workers=WORKERS, num_cpus=0.5, max_restarts=0, max_task_retries=0,
                             call_timeout_s=TIMEOUT_S)
     followers, threads = None, torch.get_num_threads()
-    try:
-        followers = ActorGroup("weight-follower", Follower, workers, str(base_dir), prefix="ouro-bench",
-                               namespace=ctx.namespace)
-        worker_threads = followers.call_all("threads")
-        # One copy thread here as in the workers (Ray gives a 0.5-CPU actor one): with two, the in-process
-        # copy swung 15 ms ↔ 350 ms on 2 busy cores (thread barriers), which measured the machine, not the copy.
-        torch.set_num_threads(1)
-        for size in sizes:
-            per_size[size] = measure(size, base_dir, followers, ctx)
-    finally:
-        torch.set_num_threads(threads)
-        if followers is not None:
-            followers.close()
-        if info.started_here:
-            shutdown()
+    with ray_cluster(ctx):
+        try:
+            followers = ActorGroup("weight-follower", Follower, workers, str(base_dir), prefix="ouro-bench",
+                                   namespace=ctx.namespace)
+            worker_threads = followers.call_all("threads")
+            # One copy thread here as in the workers (Ray gives a 0.5-CPU actor one): with two, the in-process
+            # copy swung 15 ms ↔ 350 ms on 2 busy cores (thread barriers), which measured the machine, not the copy.
+            torch.set_num_threads(1)
+            for size in sizes:
+                per_size[size] = measure(size, base_dir, followers, ctx)
+        finally:
+            torch.set_num_threads(threads)
+            if followers is not None:
+                followers.close()
     plot_sizes(per_size, ctx.out / "weight-sync-sizes.png")
     largest = per_size[sizes[-1]]
     return section(

@@ -99,22 +99,42 @@ def build_roles(cfg: OuroConfig, model_dir: str, storage: Path, resume_version: 
     prefix, ns = cfg.cluster.namespace, cfg.cluster.namespace
     local_store = cfg.rollout.workers.num_workers == 0 and cfg.learner.num_workers == 0
     store = start_weight_store(prefix, ns, local=local_store)
-    progress("starting the rollout group")
-    rollout = RolloutGroup(model_dir, cfg.rollout, seed=cfg.seed, weight_store=store, prefix=prefix, namespace=ns)
-    progress("starting the reference group")
-    reference = ReferenceGroup(model_dir, cfg.reference, prefix=prefix, namespace=ns)
-    progress("starting the judge group")
-    judges = JudgeGroup(cfg.judges, model_dir=model_dir, prefix=prefix, serve_host=cfg.cluster.serve_host,
-                        serve_port=cfg.cluster.serve_port)
-    pruned = prune_checkpoints(storage / "learner", resume_version)
-    if pruned:
-        progress(f"dropped {len(pruned)} checkpoint(s) of an unfinished round")
-    progress("starting the learner")
-    learner = LearnerGroup(cfg.learner, model_dir, storage_path=str(storage), seed=cfg.seed, weight_store=store,
-                           prefix=prefix)
-    if learner.version != resume_version:
-        raise RuntimeError(f"the learner resumed at policy version {learner.version}, but the run finished its "
-                           f"rounds at version {resume_version}; fix: keep learner.keep_checkpoints >= 2, or "
-                           f"start a new run")
-    await_version(store, resume_version, lambda: getattr(learner, "_failure", None))
-    return Roles(rollout, reference, judges, learner, store, None if local_store else (f"{prefix}/weights", ns))
+    store_name = None if local_store else (f"{prefix}/weights", ns)
+    started: list[Any] = []
+    try:
+        progress("starting the rollout group")
+        started.append(RolloutGroup(model_dir, cfg.rollout, seed=cfg.seed, weight_store=store, prefix=prefix,
+                                    namespace=ns))
+        progress("starting the reference group")
+        started.append(ReferenceGroup(model_dir, cfg.reference, prefix=prefix, namespace=ns))
+        pruned = prune_checkpoints(storage / "learner", resume_version)
+        if pruned:
+            progress(f"dropped {len(pruned)} checkpoint(s) of an unfinished round")
+        # The learner first: Ray Train starts its workers in the background (its first published version
+        # is awaited below), so that start-up overlaps Serve's start and the judge deployment.
+        progress("starting the learner")
+        learner = LearnerGroup(cfg.learner, model_dir, storage_path=str(storage), seed=cfg.seed, weight_store=store,
+                               prefix=prefix)
+        started.append(learner)
+        progress("starting the judge group")
+        started.append(JudgeGroup(cfg.judges, model_dir=model_dir, prefix=prefix, serve_host=cfg.cluster.serve_host,
+                                  serve_port=cfg.cluster.serve_port))
+        if learner.version != resume_version:
+            raise RuntimeError(f"the learner resumed at policy version {learner.version}, but the run finished its "
+                               f"rounds at version {resume_version}; fix: keep learner.keep_checkpoints >= 2, or "
+                               f"start a new run")
+        progress("waiting for the learner's first weights")
+        await_version(store, resume_version, lambda: getattr(learner, "_failure", None))
+    except BaseException:
+        for group in reversed(started):  # a half-built set must not leave actors, a trainer or an app behind
+            close = getattr(group, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:  # the first error is the one to report
+                    pass
+        if store_name is not None:
+            _kill_named(*store_name)
+        raise
+    rollout, reference, learner, judges = started
+    return Roles(rollout, reference, judges, learner, store, store_name)

@@ -62,3 +62,60 @@ def test_a_failing_suite_is_recorded_and_the_rest_still_run(tmp_path, monkeypatc
     assert report["suites"]["broken"]["error"].startswith("ImportError: no trl")
     assert report["suites"]["fine"]["ratio"]["median"] == 0.5
     assert (tmp_path / "fine.png").is_file() and not (tmp_path / "broken.png").exists()
+
+
+def test_ray_suites_share_one_cluster_and_a_suite_without_ray_gets_the_machine(tmp_path, monkeypatch):
+    import contextlib
+    import sys
+    import types
+
+    from benchmarks import cli
+
+    events = []
+
+    @contextlib.contextmanager
+    def fake_cluster(ctx):
+        events.append("open")
+        yield None
+        events.append("close")
+
+    def suite(name: str, ray: bool):
+        module = types.ModuleType(f"benchmarks._{name}")
+        module.RAY = ray
+        module.run = lambda ctx: events.append(name) or harness.section(
+            name, ratio_name="x", ratio=harness.ratio_stats([1.0], [1.0]), absolute={}, params={})
+        monkeypatch.setitem(sys.modules, module.__name__, module)
+        return module.__name__
+
+    names = {"a": suite("a", True), "b": suite("b", True), "solo": suite("solo", False), "c": suite("c", True)}
+    monkeypatch.setattr(harness, "ray_cluster", fake_cluster)
+    monkeypatch.setattr(cli, "available", lambda: names)
+    cli.run_suites(["a", "b", "solo", "c"], tmp_path, quick=True, reps=1)
+    assert events == ["open", "a", "b", "close", "solo", "open", "c", "close"]
+
+
+def test_bad_reps_and_latencies_are_refused_before_any_suite_runs(tmp_path, monkeypatch):
+    from benchmarks import cli
+
+    monkeypatch.setattr(cli, "available", lambda: {"data-plane": "benchmarks.data_plane"})
+    for kwargs, flag in (({"reps": 0}, "--reps"), ({"reps": 1, "judge_latency_s": -0.1}, "--judge-latency"),
+                         ({"reps": 1, "async_latency_s": float("nan")}, "--async-latency")):
+        with pytest.raises(ValueError, match=flag):
+            run_suites(["data-plane"], tmp_path, quick=True, **kwargs)
+    assert not (tmp_path / "bench.json").exists()
+
+
+def test_cli_flags_reach_the_suites(monkeypatch, tmp_path):
+    import argparse
+
+    from benchmarks import cli
+
+    seen = {}
+    monkeypatch.setattr(cli, "run_suites", lambda names, out, quick, reps, **kw: seen.update(kw, names=names) or
+                        {"suites": {}})
+    parser = argparse.ArgumentParser()
+    cli.add_bench_parser(parser.add_subparsers())
+    args = parser.parse_args(["bench", "judge-scaling", "--judge-latency", "0.01", "--async-latency", "0.5",
+                              "--out", str(tmp_path)])
+    assert args.func(args) == 0
+    assert seen["judge_latency_s"] == 0.01 and seen["async_latency_s"] == 0.5 and seen["names"] == ["judge-scaling"]

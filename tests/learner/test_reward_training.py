@@ -9,7 +9,7 @@ import pytest
 from actors.learner_group import LearnerGroup
 from actors.reward import RewardWorker
 from actors.weights import WeightStore
-from ouro_ray.config.learner import LearnerConfig, LoRAConfig, OptimConfig
+from ouro_ray.config.learner import LearnerConfig, OptimConfig
 from ouro_ray.config.roles import RewardModelConfig, RoleResources
 from ouro_ray.config import ConfigError
 

@@ -1,0 +1,61 @@
+"""build_roles: the order groups start in, and no half-built set left behind when one fails (no Ray)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ouro_ray.config import load_config
+
+
+class Fake:
+    def __init__(self, name: str, log: list[str], fail: bool = False):
+        if fail:
+            log.append(f"{name} failed")
+            raise RuntimeError(f"{name} could not start; fix: the test says so")
+        self.name, self.log, self.version = name, log, 0
+        log.append(f"{name} started")
+
+    def close(self) -> None:
+        self.log.append(f"{self.name} closed")
+
+
+def patch_groups(monkeypatch, log: list[str], failing: str | None):
+    import actors.judge
+    import actors.learner_group
+    import actors.reference
+    import actors.rollout
+    import actors.weights
+
+    for module, cls, name in ((actors.rollout, "RolloutGroup", "rollout"), (actors.reference, "ReferenceGroup",
+                                                                             "reference"),
+                              (actors.learner_group, "LearnerGroup", "learner"), (actors.judge, "JudgeGroup", "judges")):
+        monkeypatch.setattr(module, cls, lambda *a, _n=name, **k: Fake(_n, log, fail=_n == failing))
+    monkeypatch.setattr(actors.weights, "start_weight_store", lambda *a, **k: "store")
+    monkeypatch.setattr("ouro_ray.loop.roles.await_version", lambda *a, **k: log.append("awaited"))
+
+
+def test_the_learner_starts_before_the_judges_and_its_weights_are_awaited_last(monkeypatch, tmp_path):
+    from ouro_ray.loop.roles import build_roles
+
+    log: list[str] = []
+    patch_groups(monkeypatch, log, failing=None)
+    cfg = load_config("configs/tiny.yaml", ["learner.num_workers=0", "rollout.workers.num_workers=0"])
+    roles = build_roles(cfg, "model", tmp_path, 0, lambda m: None)
+    assert log == ["rollout started", "reference started", "learner started", "judges started", "awaited"]
+    assert (roles.rollout.name, roles.reference.name, roles.learner.name, roles.judges.name) == (
+        "rollout", "reference", "learner", "judges")
+
+
+@pytest.mark.parametrize("failing", ["reference", "judges"])
+def test_a_group_that_fails_to_start_takes_the_started_ones_down_with_it(monkeypatch, tmp_path, failing):
+    from ouro_ray.loop.roles import build_roles
+
+    log: list[str] = []
+    patch_groups(monkeypatch, log, failing=failing)
+    cfg = load_config("configs/tiny.yaml", ["learner.num_workers=0", "rollout.workers.num_workers=0"])
+    with pytest.raises(RuntimeError, match=f"{failing} could not start"):
+        build_roles(cfg, "model", tmp_path, 0, lambda m: None)
+    started = [e.split()[0] for e in log if e.endswith("started")]
+    closed = [e.split()[0] for e in log if e.endswith("closed")]
+    assert started and closed == started[::-1]  # every started group closed, newest first
+    assert "awaited" not in log
