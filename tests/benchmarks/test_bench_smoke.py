@@ -55,6 +55,7 @@ def test_a_failing_suite_is_recorded_and_the_rest_still_run(tmp_path, monkeypatc
     fine = types.ModuleType("benchmarks._fine")
     fine.run = lambda ctx: harness.section("fine", ratio_name="x", ratio=harness.ratio_stats([1.0], [2.0]),
                                            absolute={}, params={})
+    broken.RAY = fine.RAY = False  # neither needs the cluster
     monkeypatch.setitem(sys.modules, "benchmarks._broken", broken)
     monkeypatch.setitem(sys.modules, "benchmarks._fine", fine)
     monkeypatch.setattr(cli, "available", lambda: {"broken": "benchmarks._broken", "fine": "benchmarks._fine"})
