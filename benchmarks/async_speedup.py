@@ -35,6 +35,7 @@ QUICK_SIZES = ["loop.prompts_per_round=8", "rollout.sampling.n=2", "rollout.samp
 HTTP = [f"judges.http.model={MODEL}", "judges.http.batch_size=2", "judges.http.max_in_flight=4",
         "judges.http.max_retries=0"]
 ROUNDS, QUICK_ROUNDS = 3, 2
+QUICK_REPS, FULL_REPS = 1, 2
 MAX_REPS = 2
 """A full repetition is two whole runs (about two minutes here): ``--reps`` above this is capped."""
 
@@ -116,7 +117,7 @@ def run(ctx: Context) -> dict:
 
     latency_s = ctx.async_latency_s
     load = [round(os.getloadavg()[0], 2)]  # other processes on the machine skew every figure: say how busy it was
-    reps = 1 if ctx.quick else min(ctx.reps, MAX_REPS)
+    reps = ctx.reps
     server = LatencyJudgeServer(latency_s)
     with server as base_url, tempfile.TemporaryDirectory(prefix="ouro-bench-async-") as tmp, ray_cluster(ctx):
         cfgs, overrides = configs(ctx, base_url, free_port())

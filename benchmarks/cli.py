@@ -54,9 +54,12 @@ def run_suites(names: list[str], out: Path, quick: bool, reps: int | None, seed:
     report = {"machine": machine(), "quick": quick, "started": time.strftime("%Y-%m-%d %H:%M:%S"), "suites": {}}
 
     def context(module) -> Context:
-        default = 2 if quick else getattr(module, "FULL_REPS", 3)
-        return Context(out=out, quick=quick, reps=default if reps is None else reps, seed=seed, namespace=namespace,
-                       judge_latency_s=judge_latency_s, async_latency_s=async_latency_s)
+        """The suite's repetitions: ``reps``, else its default (``QUICK_REPS``/``FULL_REPS``: 2/3), at most
+        its ``MAX_REPS`` (suites whose repetition is whole runs cap it to keep the full run under 30 min)."""
+        default = getattr(module, "QUICK_REPS", 2) if quick else getattr(module, "FULL_REPS", 3)
+        wanted = default if reps is None else reps
+        return Context(out=out, quick=quick, reps=min(wanted, getattr(module, "MAX_REPS", wanted)), seed=seed,
+                       namespace=namespace, judge_latency_s=judge_latency_s, async_latency_s=async_latency_s)
 
     context(None)  # bad --reps or latencies are refused before anything starts
     with ExitStack() as shared:
@@ -71,7 +74,8 @@ def run_suites(names: list[str], out: Path, quick: bool, reps: int | None, seed:
             elif not wants_ray and cluster is not None:
                 cluster.close()  # stops the cluster if this process started it
                 cluster = None
-            say(f"bench {name} ({'quick' if quick else 'full'}, {ctx.reps} reps)")
+            capped = f", capped from {reps}" if reps is not None and reps > ctx.reps else ""
+            say(f"bench {name} ({'quick' if quick else 'full'}, {ctx.reps} reps{capped})")
             started = time.perf_counter()
             try:
                 result = module.run(ctx)
@@ -111,7 +115,8 @@ def add_bench_parser(sub) -> None:
     b.add_argument("suites", nargs="*", metavar="SUITE", help=f"suites to run (default: all): {', '.join(available())}")
     b.add_argument("--out", help="output directory (default: bench/<date-time>)")
     b.add_argument("--quick", action="store_true", help="small sizes and 2 repetitions: a couple of minutes")
-    b.add_argument("--reps", type=int, help="repetitions per suite (default: 2 quick; full: 3, loop-overhead 5)")
+    b.add_argument("--reps", type=int, help="repetitions per suite (default: 2 quick, 3 full; loop-overhead 5 full, async-speedup 1 quick "
+                        "and 2 full at most, judge-scaling 3 at most, demo 1)")
     b.add_argument("--judge-latency", type=float, default=0.05, metavar="S",
                    help="judge-scaling: seconds the loopback judge endpoint waits per request (default 0.05)")
     b.add_argument("--async-latency", type=float, default=0.2, metavar="S",

@@ -19,6 +19,8 @@ from benchmarks.harness import Context, ratio_stats, section, spread
 SUITE = "demo"
 RAY = False
 """The run starts its own cluster in a child process: `ouro bench` stops its shared one first."""
+QUICK_REPS = FULL_REPS = 1
+"""One demo run is minutes and its spread is small (the run is seeded); ``--reps K`` runs it K times."""
 BUDGET_S = 600.0
 QUICK = ["rounds=1", "loop.prompts_per_round=16", "rollout.sampling.n=2", "rollout.sampling.max_new_tokens=16",
          "data.synthetic_dialogs=8", "evaluation.held_out_dialogs=4", "evaluation.size=4"]
@@ -58,7 +60,7 @@ def run_demo(overrides: list[str], out: Path, log: Path) -> tuple[float, int]:
 
 def run(ctx: Context) -> dict:
     overrides = (QUICK if ctx.quick else []) + ["cluster.namespace=ouro-bench-demo", "cluster.dashboard=false"]
-    reps = 1 if not ctx.quick else min(ctx.reps, 1)  # one demo run is minutes; its spread is small (deterministic)
+    reps = ctx.reps
     walls, peaks = [], []
     with tempfile.TemporaryDirectory(prefix="ouro-bench-demo-") as tmp:
         for k in range(reps):

@@ -120,3 +120,31 @@ def test_cli_flags_reach_the_suites(monkeypatch, tmp_path):
                               "--out", str(tmp_path)])
     assert args.func(args) == 0
     assert seen["judge_latency_s"] == 0.01 and seen["async_latency_s"] == 0.5 and seen["names"] == ["judge-scaling"]
+
+
+def test_each_suite_gets_its_default_repetitions_and_its_cap(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    from benchmarks import cli
+
+    seen = {}
+
+    def suite(name: str, **attrs):
+        module = types.ModuleType(f"benchmarks._{name}")
+        module.RAY = False
+        vars(module).update(attrs)
+        module.run = lambda ctx: seen.update({name: ctx.reps}) or harness.section(
+            name, ratio_name="x", ratio=harness.ratio_stats([1.0], [1.0]), absolute={}, params={})
+        monkeypatch.setitem(sys.modules, module.__name__, module)
+        return module.__name__
+
+    names = {"plain": suite("plain"), "long": suite("long", FULL_REPS=5), "capped": suite("capped", MAX_REPS=2),
+             "once": suite("once", QUICK_REPS=1, FULL_REPS=1)}
+    monkeypatch.setattr(cli, "available", lambda: names)
+    cli.run_suites(list(names), tmp_path, quick=False, reps=None)
+    assert seen == {"plain": 3, "long": 5, "capped": 2, "once": 1}
+    cli.run_suites(list(names), tmp_path, quick=True, reps=None)
+    assert seen == {"plain": 2, "long": 2, "capped": 2, "once": 1}
+    cli.run_suites(list(names), tmp_path, quick=True, reps=4)
+    assert seen == {"plain": 4, "long": 4, "capped": 2, "once": 4}
