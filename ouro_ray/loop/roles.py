@@ -7,6 +7,7 @@ in the driver), with the same API, so the driver does not care which.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ouro_ray.config import OuroConfig
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -126,15 +129,16 @@ def build_roles(cfg: OuroConfig, model_dir: str, storage: Path, resume_version: 
         progress("waiting for the learner's first weights")
         await_version(store, resume_version, lambda: getattr(learner, "_failure", None))
     except BaseException:
-        for group in reversed(started):  # a half-built set must not leave actors, a trainer or an app behind
-            close = getattr(group, "close", None)
-            if close is not None:
-                try:
-                    close()
-                except Exception:  # the first error is the one to report
-                    pass
+        # A half-built set must not leave actors, a trainer or an app behind. The start-up error is the one
+        # raised; a failure while closing is logged, not allowed to hide it.
+        closers = [getattr(g, "close", None) for g in reversed(started)]
         if store_name is not None:
-            _kill_named(*store_name)
+            closers.append(lambda: _kill_named(*store_name))
+        for close in filter(None, closers):
+            try:
+                close()
+            except Exception as exc:
+                log.warning("closing a role group after a failed start also failed: %s: %s", type(exc).__name__, exc)
         raise
     rollout, reference, learner, judges = started
     return Roles(rollout, reference, judges, learner, store, store_name)

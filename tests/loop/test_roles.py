@@ -59,3 +59,17 @@ def test_a_group_that_fails_to_start_takes_the_started_ones_down_with_it(monkeyp
     closed = [e.split()[0] for e in log if e.endswith("closed")]
     assert started and closed == started[::-1]  # every started group closed, newest first
     assert "awaited" not in log
+
+
+def test_a_close_that_fails_is_logged_and_the_start_up_error_is_still_the_one_raised(monkeypatch, tmp_path, caplog):
+    from ouro_ray.loop.roles import build_roles
+
+    log: list[str] = []
+    patch_groups(monkeypatch, log, failing="judges")
+    monkeypatch.setattr(Fake, "close", lambda self: (_ for _ in ()).throw(OSError(f"{self.name} would not close")))
+    cfg = load_config("configs/tiny.yaml", ["learner.num_workers=0", "rollout.workers.num_workers=0"])
+    with caplog.at_level("WARNING", logger="ouro_ray.loop.roles"), \
+            pytest.raises(RuntimeError, match="judges could not start"):
+        build_roles(cfg, "model", tmp_path, 0, lambda m: None)
+    closing = [r.getMessage() for r in caplog.records if "after a failed start" in r.getMessage()]
+    assert len(closing) == 3 and "learner would not close" in closing[0] and "rollout would not close" in closing[2]
