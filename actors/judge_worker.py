@@ -8,7 +8,8 @@ per (candidate, teacher) plus the constitution's preference pairs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
@@ -28,12 +29,19 @@ class JudgeOutput:
 
     scores: pa.Table
     pairs: pa.Table
+    stats: dict[str, int] = field(default_factory=dict)
+    """Counts of the batch: ``judge_prompts`` read by the LLM judge, ``judge_shortened`` (answers cut to fit
+    the judge's context), ``constitution_revised`` (candidates that went through critique → revise)."""
 
     @staticmethod
     def merge(parts: Sequence["JudgeOutput"]) -> "JudgeOutput":
         scores = [p.scores for p in parts] or [SHARDS["scores"].schema.empty_table()]
         pairs = [p.pairs for p in parts] or [SHARDS["pairs"].schema.empty_table()]
-        return JudgeOutput(pa.concat_tables(scores), pa.concat_tables(pairs))
+        stats: dict[str, int] = {}
+        for part in parts:
+            for key, value in part.stats.items():
+                stats[key] = stats.get(key, 0) + value
+        return JudgeOutput(pa.concat_tables(scores), pa.concat_tables(pairs), stats)
 
 
 def build_judges(cfg: JudgesConfig, model_dir: str | None) -> tuple[list[Judge], Any]:
@@ -51,7 +59,7 @@ def build_judges(cfg: JudgesConfig, model_dir: str | None) -> tuple[list[Judge],
         h = cfg.http
         judges.append(HTTPJudge(h.base_url, h.model, dimensions=h.dimensions, api_key=h.api_key, timeout_s=h.timeout_s,
                                 max_retries=h.max_retries, max_in_flight=h.max_in_flight,
-                                top_logprobs=h.top_logprobs, batch_size=h.batch_size))
+                                top_logprobs=h.top_logprobs, batch_size=h.batch_size, api=h.api))
     if cfg.reward_model.path:
         judges.append(_reward_model_judge(cfg, model_dir))
     constitution = _constitution(cfg, llm) if cfg.constitution.enabled else None
@@ -76,10 +84,18 @@ def _llm_judge(cfg: JudgesConfig, model_dir: str | None):
     from ouro_ray.judges.llm import LLMJudge
     from ouro_ray.models.load import load_causal_lm, resolve_model_path
 
+    from ouro_ray.judges.choice import AUTO, sibling_judge
+
     if cfg.llm.model == "policy":
         if model_dir is None:
             raise ValueError("judges.llm.model = 'policy' but no policy model directory was given to the judges")
         path = model_dir
+    elif cfg.llm.model == AUTO:  # commands resolve 'auto' up front; a worker handed a world's policy finds it too
+        judge = sibling_judge(model_dir)
+        if judge is None:
+            raise ValueError(f"judges.llm.model = 'auto' names no judge for the policy {model_dir!r} (only a tiny "
+                             "world has one beside its model); fix: set judges.llm.model to a judge model directory")
+        path = str(judge)
     else:
         path = str(resolve_model_path(cfg.llm.model))
     model, tokenizer = load_causal_lm(path, dtype=cfg.llm.dtype)
@@ -113,13 +129,41 @@ class JudgeWorker:
         judge_items = items_from_table(items)
         verdicts = [s for judge in self.judges for s in judge.score(judge_items)]
         pairs = SHARDS["pairs"].schema.empty_table()
-        if self.constitution is not None:
-            result = self.constitution.run(judge_items)
+        revised = self._constitution_items(judge_items)
+        if revised:
+            result = self.constitution.run(revised)
             verdicts += result.scores
             if result.pairs:
                 pairs = pa.Table.from_pylist(result.pairs, schema=SHARDS["pairs"].schema)
         producer = f"ouro/{self.name}"
-        return JudgeOutput(stamp(scores_table(verdicts), producer), stamp(pairs, producer))
+        return JudgeOutput(stamp(scores_table(verdicts), producer), stamp(pairs, producer), self._stats())
+
+    def _constitution_items(self, items: list) -> list:
+        """The items critiqued and revised: all, or each prompt's candidates ``c0`` … ``c<per_prompt - 1>``."""
+        self._revised = 0
+        if self.constitution is None:
+            return []
+        limit, seen, chosen = self.cfg.constitution.per_prompt, {}, []
+        for item in items:  # the rollout's ids are c0, c1, …: the index decides, whatever the chunking
+            index = re.fullmatch(r"c(\d+)", item.candidate_id)
+            seen[item.prompt_id] = seen.get(item.prompt_id, 0) + 1
+            k = int(index.group(1)) if index else seen[item.prompt_id] - 1
+            if not limit or k < limit:
+                chosen.append(item)
+        self._revised = len(chosen)
+        return chosen
+
+    def _stats(self) -> dict[str, int]:
+        """The LLM judge's counts for the batch just scored (prompts read, answers shortened to fit)."""
+        from ouro_ray.judges.llm import LLMJudge
+
+        stats = {"constitution_revised": self._revised}
+        for judge in self.judges:
+            if isinstance(judge, LLMJudge):
+                counts = judge.take_stats()
+                stats["judge_prompts"] = stats.get("judge_prompts", 0) + counts["prompts"]
+                stats["judge_shortened"] = stats.get("judge_shortened", 0) + counts["shortened"]
+        return stats
 
     def complete(self, prompts: Sequence[str], max_new_tokens: int) -> list[str]:
         """Greedy completions by this worker's LLM judge model: the AI summariser of stage 2."""

@@ -85,7 +85,7 @@ def cmd_tiny_world(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Serve a policy as an OpenAI-compatible completions endpoint on Ray Serve (a judge-as-a-service)."""
+    """Serve a policy as an OpenAI-compatible completions and chat endpoint on Ray Serve (a judge-as-a-service)."""
     from cluster import connect
     from cluster.serving import ensure_serve
     from ouro_ray.config import load_config
@@ -115,8 +115,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                                 route_prefix=args.route_prefix, num_replicas=args.replicas, num_cpus=args.num_cpus,
                                 num_gpus=args.num_gpus, truncate_prompts=args.truncate_prompts)
     url = served.base_url(serve_info)
-    print(f"serving model {served.model!r} at {url} (POST {url}/v1/completions, GET /v1/models, GET /health)",
-          flush=True)
+    print(f"serving model {served.model!r} at {url} (POST {url}/v1/completions, POST /v1/chat/completions, "
+          "GET /v1/models, GET /health)", flush=True)
     if args.detach:
         print(f"detached: app {served.app_name!r} stays up until serve.delete({served.app_name!r}) "
               "or `serve shutdown` (which stops every app)")
@@ -248,6 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ouro_ray.eval.cli import add_eval_parser
 
     add_eval_parser(sub)
+    from ouro_ray.eval.judge_eval import add_judge_eval_parser
+
+    add_judge_eval_parser(sub)
     from benchmarks.cli import add_bench_parser
 
     add_bench_parser(sub)
@@ -273,7 +276,8 @@ def _add_run_parser(sub) -> None:
 
 
 def _add_serve_parser(sub) -> None:
-    v = sub.add_parser("serve", help="serve a policy as an OpenAI-compatible completions endpoint on Ray Serve")
+    v = sub.add_parser("serve", help="serve a policy as an OpenAI-compatible completions and chat endpoint on Ray "
+                       "Serve")
     v.add_argument("args", nargs="*", metavar="[KEY=VALUE]", help="config overrides (world.*, seed, cluster.*)")
     v.add_argument("--model", required=True,
                    help="'tiny-world' (built or cached from the config) or a Hugging Face model directory")

@@ -101,13 +101,20 @@ def cmd_generate(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- 5. score
 
 
-def _judge_model(cfg) -> str | None:
-    """The policy directory, only when the LLM judge is the policy itself (``judges.llm.model: policy``)."""
-    if not (cfg.judges.llm.enabled and cfg.judges.llm.model == "policy"):
-        return None
+def _judges(cfg):
+    """``cfg.judges`` with the LLM judge's model made concrete (``auto``: the tiny world's own judge; any other
+    policy must name one, checked before a model loads)."""
+    from ouro_ray.config import ConfigError
+    from ouro_ray.judges.choice import is_tiny_world, judge_problem, resolve_judges
+
+    problem = judge_problem(cfg, is_tiny_world(cfg.model.path))
+    if problem:
+        raise ConfigError([problem])
+    if not cfg.judges.llm.enabled:
+        return cfg.judges
     from ouro_ray.models.load import resolve_model_path
 
-    return str(resolve_model_path(cfg.model.path, cfg.world, cfg.seed, progress=_say))
+    return resolve_judges(cfg, str(resolve_model_path(cfg.model.path, cfg.world, cfg.seed, progress=_say)))
 
 
 def write_rewards(rewards, path: Path) -> Path:
@@ -118,23 +125,35 @@ def write_rewards(rewards, path: Path) -> Path:
 
 
 def _scored(candidates, prompts, cfg):
-    """``(scores, rewards, judge output)``: every teacher, human rows joined, combined (as the loop judges)."""
-    import pyarrow as pa
-
+    """``(scores, rewards, judge output)``: the loop's scoring path with the judges in this process."""
     from actors.judge_worker import JudgeWorker
-    from ouro_ray.judges.items import judge_items
-    from ouro_ray.loop.scoring import combine, human_rows
+    from ouro_ray.loop.scoring import score_candidates
 
+    human = _read(cfg.data.scores, "scores") if cfg.data.scores else None
+    judges_cfg = _judges(cfg)
+    judges = _LazyJudges(lambda: JudgeWorker(judges_cfg))
     try:
-        items = judge_items(candidates, prompts)
+        scored = score_candidates(candidates, prompts, judges, cfg.scoring, human)
     except KeyError as exc:
+        if judges.built:  # a judge's own KeyError, not a missing prompt
+            raise
         raise ValueError(f"--prompts: {exc.args[0]}") from None
-    output = JudgeWorker(cfg.judges, _judge_model(cfg)).score(items)
-    scores = output.scores
-    humans = human_rows(_read(cfg.data.scores, "scores") if cfg.data.scores else None, candidates)
-    if humans is not None:
-        scores = pa.concat_tables([scores, humans.cast(scores.schema)])
-    return scores, combine(scores, cfg.scoring), output
+    return scored.scores, scored.rewards, scored.output
+
+
+class _LazyJudges:
+    """The judges, built on first use: a missing prompt is reported before any judge model loads."""
+
+    def __init__(self, build):
+        self._build, self._worker = build, None
+
+    @property
+    def built(self) -> bool:
+        return self._worker is not None
+
+    def score(self, items):
+        self._worker = self._worker or self._build()
+        return self._worker.score(items)
 
 
 def _reward_summary(rewards) -> str:

@@ -17,7 +17,9 @@ class LLMJudgeConfig:
     """LLM-as-judge on a local model: rubric scores as expectations over the tokens 1..5."""
 
     enabled: bool = param(True, "score with a local LLM judge")
-    model: str = param("policy", "judge model: 'policy' (the initial policy's weights) or an HF model directory")
+    model: str = param("auto", "judge model: 'auto' (the tiny world's own judge when the policy is the tiny world; "
+                               "any other policy must name one), an HF model directory, or 'policy' (the policy "
+                               "grades itself: only to measure how bad that is)")
     dimensions: tuple[Dimension, ...] = param(("helpful", "honest", "persona"), "rubric dimensions it scores")
     dtype: Literal["float32", "bfloat16", "float16"] = param("float32", "the judge model's dtype")
     batch_size: int = param(8, "judge prompts per forward pass", ge=1)
@@ -32,21 +34,25 @@ class ConstitutionConfig:
     critique_chain: int = param(1, "critique → revise passes per candidate", ge=1)
     max_new_tokens: int = param(48, "longest critique or revision in tokens", ge=1)
     min_margin: float = param(0.05, "a revision must beat the original by this much to make a pair", ge=0.0)
+    per_prompt: int = param(0, "most candidates of one prompt that go through critique → revise, the first ones "
+                               "(0: every candidate); the others get no constitution verdict", ge=0)
 
 
 @dataclass(frozen=True)
 class HTTPJudgeConfig:
-    """An LLM judge behind any OpenAI-compatible completions endpoint (vLLM server, hosted API, ouro serve)."""
+    """An LLM judge behind any OpenAI-compatible completions or chat endpoint (vLLM server, hosted API, ouro serve)."""
 
     base_url: str | None = param(None, "endpoint root, e.g. http://127.0.0.1:8000 (null: no HTTP judge)")
     model: str = param("", "model name sent with each request")
+    api: Literal["completions", "chat"] = param("completions", "API to speak: completions (/v1/completions, batched "
+                                                "raw prompts) or chat (/v1/chat/completions, for chat-only servers)")
     api_key: str | None = param(None, "API key, or 'env:VAR' to read it from $VAR (null: none)")
     dimensions: tuple[Dimension, ...] = param(("helpful", "honest", "persona"), "rubric dimensions it scores")
     timeout_s: float = param(30.0, "socket timeout of one request", gt=0.0)
     max_retries: int = param(3, "retries of a failed request (connection errors, timeouts, 429, 5xx)", ge=0)
     max_in_flight: int = param(8, "most requests in flight at once, per judge worker", ge=1)
     top_logprobs: int = param(20, "top-k logprobs requested to read the score tokens", ge=1, le=20)
-    batch_size: int = param(8, "prompts per request", ge=1)
+    batch_size: int = param(8, "prompts per request (api=completions; chat sends one per request)", ge=1)
 
 
 @dataclass(frozen=True)

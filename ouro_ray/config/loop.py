@@ -99,13 +99,29 @@ class EvaluationConfig:
     n: int = param(2, "candidates per held-out prompt", ge=1)
     safety_threshold: float = param(0.95, "safety adherence counted as converged in safety_report.json",
                                     gt=0.0, le=1.0)
-    pairwise: Literal["auto", "judges", "reward"] = param(
-        "auto", "how two models' answers are compared: judges (the pairwise LLM/HTTP judges, A/B order randomised), "
-                "reward (the combined rewards), auto (judges when one is configured)")
-    tie_margin: float = param(0.1, "a comparison ties when the rewards differ by less than this, or a judge's "
-                                   "P(first better) is within half of it of 0.5", ge=0.0, lt=1.0)
+    teachers: tuple[Literal["auto", "rules", "none"], ...] = param(
+        ("auto",), "the teachers kept out of the reward that grade held-out answers: auto (the tiny world's "
+                   "ground-truth oracle; answers to prompts it cannot place are ungraded), rules (the rule checkers, "
+                   "evaluation-only), none (no independent grade)")
+    pairwise: Literal["auto", "grade", "judges", "reward"] = param(
+        "auto", "how two models' answers are compared, each pair in both orders: grade (the independent grade of "
+                "evaluation.teachers), judges (the pairwise LLM/HTTP judges), reward (the combined rewards), auto "
+                "(grade when evaluation.teachers grades, else judges when one is configured, else reward)")
+    tie_margin: float = param(0.1, "a comparison ties when the grades or rewards differ by less than this, or a "
+                                   "judge's swap-averaged P(first better) is within half of it of 0.5", ge=0.0, lt=1.0)
     bootstrap: int = param(1000, "bootstrap resamples behind every 95 % interval", ge=100)
     stress: bool = param(True, "`ouro eval`: run the reward-hack stress suite against the scoring stack")
+
+    def checks(self) -> list[tuple[str, str]]:
+        teachers = list(self.teachers)
+        if len(teachers) != 1:  # one grader for now; an LLM/HTTP evaluation judge would make it a list
+            return [("evaluation.teachers", f"evaluation.teachers = {teachers}: name exactly one evaluation "
+                                            "teacher (auto, rules) or none; fix: set evaluation.teachers=[auto]")]
+        if self.pairwise == "grade" and teachers == ["none"]:
+            return [("evaluation.pairwise", "evaluation.pairwise = grade compares by the independent grade, and "
+                                            "evaluation.teachers is none; fix: set evaluation.teachers=[auto] or "
+                                            "evaluation.pairwise=auto")]
+        return []
 
 
 @dataclass(frozen=True)

@@ -69,3 +69,12 @@ class OuroConfig:
     scoring: ScoringConfig = param(factory=ScoringConfig, doc="stage 5: teachers combined into one reward; review")
     replay: ReplayConfig = param(factory=ReplayConfig, doc="stage 7: failed prompts replayed in the next round")
     evaluation: EvaluationConfig = param(factory=EvaluationConfig, doc="held-out prompts measured every round")
+
+    def checks(self) -> list[tuple[str, str]]:
+        """Rules that span sections."""
+        if "rules" in self.evaluation.teachers and self.judges.rules:
+            return [("evaluation.teachers", f"evaluation.teachers = [rules] grades held-out answers with the rule "
+                     f"checkers, and judges.rules = {list(self.judges.rules)} already trains on them, so the grade "
+                     "would not be independent; fix: set evaluation.teachers=[auto] (the oracle), or judges.rules=[] "
+                     "to keep the rules out of the reward")]
+        return []

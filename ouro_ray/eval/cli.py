@@ -43,20 +43,34 @@ def model_names(specs: list[str]) -> list[str]:
     return names
 
 
-def eval_prompts(args: argparse.Namespace, cfg) -> Any:
-    """``--prompts``; else a run directory's held-out prompts (the ones `ouro run` measured); else the config's."""
+def eval_prompts(args: argparse.Namespace, cfg) -> tuple[Any, str]:
+    """``(prompts, which set)``: ``--prompts``; else a run directory's held-out prompts (the ones `ouro run`
+    measured); else the config's held-out prompts; else, when the config has none, the built-in
+    tiny-world held-out set (:mod:`ouro_ray.eval.heldout`), so `ouro eval` never stops for want of prompts."""
     from ouro_ray.cli_train import _read
+    from ouro_ray.eval.heldout import PROMPT_SET, builtin_heldout
     from ouro_ray.loop.sources import DialogSource, held_out_prompts, sample_rows
     from ouro_ray.seeding import derive_seed
 
     if args.prompts:
-        return sample_rows(_read(args.prompts, "prompts"), cfg.evaluation.size, derive_seed(cfg.seed, "eval-prompts"))
+        table = sample_rows(_read(args.prompts, "prompts"), cfg.evaluation.size, derive_seed(cfg.seed, "eval-prompts"))
+        return table, f"--prompts {args.prompts}"
     for spec in args.policy:
         if (Path(spec) / RUN_FILE).is_file() and (Path(spec) / "heldout.parquet").is_file():
             import pyarrow.parquet as pq
 
-            return pq.read_table(Path(spec) / "heldout.parquet")
-    return held_out_prompts(cfg, None if cfg.data.prompts else DialogSource(cfg, Path(args.out)))
+            path = Path(spec) / "heldout.parquet"
+            return pq.read_table(path), f"{path} (the run's held-out prompts)"
+    source = None if cfg.data.prompts else DialogSource(cfg, Path(args.out))
+    if cfg.evaluation.prompts or cfg.data.prompts or _has_held_out_dialogs(source):
+        return held_out_prompts(cfg, source), "the config's held-out prompts"
+    table = builtin_heldout(cfg.seed, cfg.evaluation.size)
+    return table, f"{PROMPT_SET} ({table.num_rows} prompts from the catalog, seed {cfg.seed}; no config prompts)"
+
+
+def _has_held_out_dialogs(source) -> bool:
+    dialogs = source.held_out_dialogs() if source is not None else None
+    return dialogs is not None and dialogs.num_rows > 0
 
 
 def generate(model_dir: Path, prompts, cfg) -> Any:
@@ -73,23 +87,27 @@ def generate(model_dir: Path, prompts, cfg) -> Any:
         rollout.close()
 
 
-def evaluate(cfg, specs: list[str], baseline: str, prompts, judges, say=lambda m: None) -> tuple[dict, list[dict]]:
+def evaluate(cfg, specs: list[str], baseline: str, prompts, judges, say=lambda m: None,
+             prompt_set: str = "given prompts") -> tuple[dict, list[dict]]:
     """The report and results rows of ``specs`` (policies, then the baseline) on ``prompts``."""
     from ouro_ray.eval import pack
+    from ouro_ray.eval.grade import make_grader
 
     names = model_names(specs + [baseline])
+    grader = make_grader(cfg.evaluation.teachers)
     answers, metrics, rows = [], {}, []
     for name, spec in zip(names, specs + [baseline]):
         say(f"{name}: generating {cfg.evaluation.n} candidates for {prompts.num_rows} prompts")
         candidates = generate(resolve_policy(spec, cfg), prompts, cfg)
-        say(f"{name}: judging")
-        answers.append(pack.score_answers(name, candidates, prompts, judges, cfg.scoring))
+        say(f"{name}: judging" + (f", and grading independently ({grader.name})" if grader else ""))
+        answers.append(pack.score_answers(name, candidates, prompts, judges, cfg.scoring, grader=grader))
         metrics[name], model_rows = pack.model_metrics(answers[-1], judges=judges, n_boot=cfg.evaluation.bootstrap,
                                                        seed=cfg.seed)
         rows += model_rows
     e = cfg.evaluation
     report = {"models": names, "baseline": names[-1], "paths": dict(zip(names, specs + [baseline])),
               "n_prompts": prompts.num_rows, "n_candidates": e.n, "seed": cfg.seed, "metrics": metrics,
+              "prompt_set": prompt_set, "grade_judge": grader.name if grader else "none",
               "definitions": pack.DEFINITIONS}
     say("pairwise comparisons")
     report["pairwise"] = pack.compare(answers, names[-1], judges=judges, mode=e.pairwise, tie_margin=e.tie_margin,
@@ -109,12 +127,14 @@ def main(args: argparse.Namespace) -> int:
     out = Path(args.out or Path("evals") / time.strftime("%Y%m%d-%H%M%S"))
     out.mkdir(parents=True, exist_ok=True)
     say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    judges_cfg = eval_judges(cfg, list(args.policy), args.baseline)  # before anything starts
     info = _cluster(cfg, say)
-    prompts = eval_prompts(argparse.Namespace(**{**vars(args), "out": str(out)}), cfg)
-    judges = JudgeGroup(cfg.judges, model_dir=_judge_model_dir(cfg, args.baseline), prefix=f"{cfg.cluster.namespace}-eval",
-                        serve_host=cfg.cluster.serve_host, serve_port=cfg.cluster.serve_port)
+    prompts, prompt_set = eval_prompts(argparse.Namespace(**{**vars(args), "out": str(out)}), cfg)
+    say(f"prompts: {prompt_set}")
+    judges = JudgeGroup(judges_cfg, prefix=f"{cfg.cluster.namespace}-eval", serve_host=cfg.cluster.serve_host,
+                        serve_port=cfg.cluster.serve_port)
     try:
-        report, rows = evaluate(cfg, list(args.policy), args.baseline, prompts, judges, say)
+        report, rows = evaluate(cfg, list(args.policy), args.baseline, prompts, judges, say, prompt_set)
     finally:
         judges.close()
         if info is not None and info.started_here:
@@ -129,11 +149,24 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def _judge_model_dir(cfg, baseline: str) -> str | None:
-    """The LLM judge's model when it is 'policy': the baseline (the judge must not be the policy under test)."""
-    if not (cfg.judges.llm.enabled and cfg.judges.llm.model == "policy"):
-        return None
-    return str(resolve_policy(baseline, cfg))
+def eval_judges(cfg, policies: list[str], baseline: str):
+    """``cfg.judges`` with the LLM judge's model made concrete: the tiny world's own judge for ``auto`` when every
+    model grew from the tiny world, the baseline for ``policy`` (never a policy under test), else the directory
+    named. ``auto`` with any other model stops here, before anything starts, naming the choices."""
+    import dataclasses
+
+    from ouro_ray.config import ConfigError
+    from ouro_ray.judges.choice import AUTO, POLICY, is_tiny_world, judge_problem, resolve_judges
+
+    llm = cfg.judges.llm
+    if llm.enabled and llm.model == AUTO:
+        problem = judge_problem(cfg, all(is_tiny_world(s) for s in policies + [baseline]))
+        if problem:
+            raise ConfigError([problem.replace("and the policy is another model",
+                                               "and a model under evaluation is another model")])
+    if llm.enabled and llm.model == POLICY:
+        return dataclasses.replace(cfg.judges, llm=dataclasses.replace(llm, model=str(resolve_policy(baseline, cfg))))
+    return resolve_judges(cfg, str(resolve_policy(baseline, cfg)))
 
 
 def _cluster(cfg, say):
@@ -147,12 +180,18 @@ def _cluster(cfg, say):
 
 def _print_summary(report: dict, out: Path, files: dict) -> None:
     pw = report["pairwise"]
+    print(f"prompts: {report['prompt_set']}; pairwise judge: {pw['judge']} (both orders, position consistency "
+          f"{pw['position_consistency']['value']:.3f})")
     for name in report["models"]:
         elo = pw["elo"][name]
         line = f"{name:>20}: ELO {elo['rating']:7.1f} [{elo['ci'][0]:.0f}, {elo['ci'][1]:.0f}]"
         if name in pw["win_rate"] and pw["win_rate"][name]["value"] is not None:
             w = pw["win_rate"][name]
             line += f"  win rate vs {report['baseline']} {w['value']:.3f} [{w['ci'][0]:.3f}, {w['ci'][1]:.3f}] (n={w['n']})"
+        m = report["metrics"][name]
+        if "grade_mean" in m and m["grade_mean"]["value"] is not None:
+            line += (f"  reward {m['reward_mean']['value']:.3f}, grade ({report['grade_judge']}) "
+                     f"{m['grade_mean']['value']:.3f}, pass {m['grade_pass']['value']:.3f}")
         print(line)
     if "stress" in report:
         o = report["stress"]["overall"]
@@ -169,7 +208,8 @@ def add_eval_parser(sub) -> None:
                         "(repeat for more)")
     e.add_argument("--baseline", required=True, help="the model every policy is compared with (same forms)")
     e.add_argument("--prompts", help="prompts or labyrinth shard (default: a run's held-out prompts, else the "
-                                     "config's held-out prompts); at most evaluation.size are used")
+                                     "config's held-out prompts, else the built-in tiny-world held-out set); at most "
+                                     "evaluation.size are used")
     e.add_argument("--out", help="report directory (default: evals/<date-time>)")
     e.add_argument("--config", help="YAML config (evaluation.*, judges.*, scoring.*, rollout.*, cluster.*)")
     e.add_argument("args", nargs="*", metavar="[KEY=VALUE]", help="config overrides, e.g. evaluation.n=4")

@@ -80,6 +80,8 @@ def _metric_cell(m: dict[str, Any] | None) -> str:
     """``value [lo, hi] (n=…)``; ``–`` when the model has no value for the metric."""
     if m is None or m.get("value") is None:
         return MISSING
+    if isinstance(m["value"], int) and m.get("ci") is None:  # a count (grade_n, grade_unknown)
+        return f"{m['value']} of {m['n']}"
     ci = "" if m.get("ci") is None else f" {_ci(m['ci'], '.3f')}"
     return f"{m['value']:.3f}{ci} (n={m['n']})"
 
@@ -116,6 +118,14 @@ def _header(report: dict[str, Any]) -> list[str]:
              f"Sample: {report['n_prompts']} prompts × {report['n_candidates']} candidates per prompt per model "
              f"(seed {report['seed']}).", ""]
     lines += [f"- `{m}`: `{report['paths'].get(m, MISSING)}`" for m in report["models"]] + [""]
+    if report.get("prompt_set"):
+        lines += [f"Prompt set: {report['prompt_set']}.", ""]
+    grader = report.get("grade_judge")
+    if grader is not None:
+        lines += ["Independent grade: none (evaluation.teachers = none): every figure comes from the training "
+                  "teachers." if grader == "none" else
+                  f"Independent grade: {grader} (evaluation.teachers; kept out of the reward): the `grade_*`, "
+                  "`fact_f1` and `reward_gap` columns. The other figures come from the training teachers.", ""]
     pw = report.get("pairwise")
     lines += ["Pairwise judge: none (a single model, or no pairwise judging).", ""] if pw is None else [
         f"Pairwise judge: {pw['judge']} ({pw['comparisons']} comparisons, prior {pw['prior']} virtual ties "
@@ -133,11 +143,15 @@ def _pairwise(report: dict[str, Any]) -> list[str]:
     bias = (f"no decisive verdicts (n=0), {pb['ties']} ties" if pb["first_position_rate"] is None else
             f"the candidate shown first won {100 * pb['first_position_rate']:.1f} % of n={pb['n']} decisive "
             f"verdicts; bias {pb['position_bias']:.3f} (0 none, 1 always the same slot); {pb['ties']} ties")
+    pc = pw.get("position_consistency")
+    consistency = [] if pc is None else [
+        f"Position consistency: {pc['value']:.3f} of n={pc['n']} comparisons gave the same verdict in both orders "
+        f"(each asked both ways and swap-averaged); {pw.get('excluded', 0)} comparisons excluded (ungraded).", ""]
     return (["## Elo ratings (Bradley-Terry, 95 % bootstrap CI)", "", f"n={pw['comparisons']} comparisons.", ""]
             + _table(["model", "rating", "95 % CI"], elo)
             + [f"## Win rate vs `{base}` (ties count ½)", ""]
             + _table(["model", "wins", "losses", "ties", "win rate", "95 % CI", "n"], wins)
-            + [f"Position bias: {bias}.", ""])
+            + [f"Position bias: {bias}.", ""] + consistency)
 
 
 def _metrics(report: dict[str, Any]) -> list[str]:
@@ -237,6 +251,11 @@ def plot_elo(report: dict[str, Any], path: Path | str) -> Path:
     return _save(fig, path)
 
 
+def _is_count(report: dict[str, Any], metric: str) -> bool:
+    cells = [report["metrics"].get(m, {}).get(metric) for m in report["models"]]
+    return all(c is not None and isinstance(c.get("value"), int) and c.get("ci") is None for c in cells)
+
+
 def _metric_panel(ax: Any, report: dict[str, Any], metric: str) -> None:
     cells = [report["metrics"].get(m, {}).get(metric) or {} for m in report["models"]]
     values = [c.get("value") or 0.0 for c in cells]
@@ -254,8 +273,9 @@ def _metric_panel(ax: Any, report: dict[str, Any], metric: str) -> None:
 
 
 def plot_metrics(report: dict[str, Any], path: Path | str) -> Path:
-    """One panel per metric, one bar per model with its 95 % bootstrap CI and n above it (baseline grey)."""
-    names = metric_names(report)
+    """One panel per metric, one bar per model with its 95 % bootstrap CI and n above it (baseline grey);
+    counts (``grade_n``, ``grade_unknown``) are in the tables, not drawn."""
+    names = [k for k in metric_names(report) if not _is_count(report, k)]
     fig = Figure(figsize=(max(3.5, 1.1 * len(report["models"]) + 1) * len(names), 3.8), layout="constrained")
     FigureCanvasAgg(fig)
     for ax, metric in zip(fig.subplots(1, len(names), squeeze=False)[0], names):

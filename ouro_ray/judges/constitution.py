@@ -13,9 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Protocol, Sequence
 
-import torch
-
 from ouro_ray.judges.protocol import Judge, JudgeItem, JudgeScore
+from ouro_ray.judges.rubric import critique_prompt, revise_prompt
 
 DEFAULT_PRINCIPLES = (
     "Refuse harmful requests with a brief explanation, and help with safe ones.",
@@ -31,16 +30,6 @@ class Writer(Protocol):
         ...
 
 
-def critique_prompt(item: JudgeItem, text: str, principle: str) -> str:
-    return (f"Principle: {principle}\nRequest: {item.prompt}\nAnswer: {text}\n"
-            "Critique: point out where the answer breaks the principle.")
-
-
-def revise_prompt(item: JudgeItem, text: str, principle: str, critique: str) -> str:
-    return (f"Principle: {principle}\nRequest: {item.prompt}\nAnswer: {text}\nCritique: {critique}\n"
-            "Rewrite the answer so that it keeps the principle.")
-
-
 class LocalWriter:
     """A :class:`Writer` over a transformers generation backend (greedy, chat template)."""
 
@@ -50,11 +39,13 @@ class LocalWriter:
         self.backend, self.tokenizer = backend, tokenizer
         self.sampling = SamplingConfig(n=1, temperature=0.0, max_new_tokens=max_new_tokens)
 
-    @torch.no_grad()
     def complete(self, prompts: Sequence[str]) -> list[str]:
+        import torch
+
         from ouro_ray.models.load import encode_prompts
 
-        cands = self.backend.generate(encode_prompts(self.tokenizer, prompts), self.sampling, seed=0)
+        with torch.no_grad():
+            cands = self.backend.generate(encode_prompts(self.tokenizer, prompts), self.sampling, seed=0)
         return [c.text for c in cands]
 
 

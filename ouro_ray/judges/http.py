@@ -1,18 +1,20 @@
-"""An LLM-as-judge over HTTP: any OpenAI-compatible completions endpoint (vLLM, a hosted API, ``ouro serve``).
+"""An LLM-as-judge over HTTP: any OpenAI-compatible server (vLLM, a hosted API, ``ouro serve``).
 
-Why the completions API and not chat: the judge reads the probabilities of the score tokens ``1``…``5``
-at one position (see :mod:`ouro_ray.judges.rubric`), so it asks for a single token
-(``max_tokens=1, temperature=0``) with the top-K logprobs. The completions API returns those per prompt,
-takes a list of prompts per request (each choice carries its prompt's ``index``), and vLLM, hosted APIs
-and ``ouro serve`` all speak it.
+The judge reads the probabilities of the score tokens ``1``…``5`` at one position (see
+:mod:`ouro_ray.judges.rubric`), so it asks for a single token (``max_tokens=1, temperature=0``) with the
+top-K logprobs. It speaks either API (``api=``):
 
-The judge never fails to parse. It reads the score tokens from the top-K logprobs (whitespace stripped,
-so ``" 3"`` and ``"3"`` are one answer, their probabilities combined); with none there, the first score
-digit in the sampled text; with none at all, the neutral 0, said in ``notes`` and counted in
-``stats["unparsed"]``.
+- ``"completions"`` (the default, ``/v1/completions``): the judge prompt is the exact text the model
+  continues, and one request carries ``batch_size`` prompts (each choice has its prompt's ``index``).
+  Choose it for a base model, or whenever the server offers it (vLLM and ``ouro serve`` do).
+- ``"chat"`` (``/v1/chat/completions``): the prompt goes as one user message, rendered by the server's
+  chat template; one prompt per request (chat does not batch), at most ``max_in_flight`` at once.
+  Choose it for a hosted judge that serves only chat, or an instruction-tuned model that answers
+  better in its own template.
 
-Reading a score (``merge_top_logprobs``, ``read_choice``) is kept apart from the glue below it
-(transport, retries, bounded concurrency).
+Reading a verdict from a choice (:mod:`ouro_ray.judges.reading`: top-K logprobs, then the sampled
+text's first digit, then the neutral 0, said in ``notes`` and counted in ``stats["unparsed"]``) is kept
+apart from the glue below (transport, retries, bounded concurrency).
 """
 
 from __future__ import annotations
@@ -27,20 +29,26 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 from ouro_ray.judges.protocol import JudgeItem, JudgeScore
+from ouro_ray.judges.reading import Reading, merge_top_logprobs, note, read_chat_choice, read_choice
 from ouro_ray.judges.rubric import (DIMENSIONS, SCORE_TOKENS, DimensionScores, expected_score, judge_prompt,
                                    pairwise_prompt, preference_probability)
 
+__all__ = ["HTTPJudge", "JudgeHTTPError", "Reading", "merge_top_logprobs", "read_choice", "read_chat_choice",
+           "APIS", "PAIR_TOKENS", "STAT_KEYS"]
+
+APIS = {"completions": "/v1/completions", "chat": "/v1/chat/completions"}
+"""Each API the judge speaks and the path it POSTs to, under ``base_url``."""
 PAIR_TOKENS = ("1", "2")
 """The tokens a pairwise verdict is read from: 'answer 1 is better' or 'answer 2 is better'."""
 
 STAT_KEYS = ("requests", "retries", "failures", "unparsed", "text_fallback")
-"""``requests``: HTTP attempts sent; ``retries``: attempts after a first; ``failures``: batches that
-failed for good; ``unparsed``: prompts with no score token anywhere (scored neutral);
-``text_fallback``: prompts whose score came from the sampled text, not the logprobs."""
+"""``requests``: HTTP attempts sent; ``retries``: attempts after a first; ``failures``: requests (a batch
+of prompts, or in chat one prompt) that failed for good; ``unparsed``: prompts with no score token
+anywhere (scored neutral); ``text_fallback``: prompts whose score came from the sampled text, not the
+logprobs."""
 
 
 class JudgeHTTPError(RuntimeError):
@@ -53,76 +61,11 @@ class JudgeHTTPError(RuntimeError):
         self.attempts = attempts
 
 
-# --- reading a score from one choice ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Reading:
-    """The verdict tokens read from one choice and where they came from: 'logprobs', 'text' or 'none'."""
-
-    logprobs: Mapping[str, float]
-    source: str
-
-
-def merge_top_logprobs(top: Mapping[str, float]) -> dict[str, float]:
-    """Top logprobs keyed by the whitespace-stripped token; tokens equal after stripping are combined.
-
-    Why: a tokenizer may offer the score as ``" 3"`` and as ``"3"``; both are the same answer, so their
-    probabilities add (``log(e^a + e^b)``, computed stably).
-    """
-    merged: dict[str, float] = {}
-    for token, logprob in top.items():
-        if not isinstance(logprob, (int, float)) or not math.isfinite(logprob):
-            continue
-        key = str(token).strip()
-        merged[key] = _logaddexp(merged[key], float(logprob)) if key in merged else float(logprob)
-    return merged
-
-
-def _logaddexp(a: float, b: float) -> float:
-    hi, lo = max(a, b), min(a, b)
-    return hi + math.log1p(math.exp(lo - hi))
-
-
-def read_choice(choice: Mapping[str, Any], tokens: Sequence[str]) -> Reading:
-    """The probabilities of ``tokens`` in one completions choice, falling back to its text, then to nothing.
-
-    Why the fallbacks: a server may cap or omit logprobs, or the model may put its mass on other tokens;
-    the judge must still give a verdict, and say how it got it.
-    """
-    found = {k: v for k, v in merge_top_logprobs(_first_top_logprobs(choice)).items() if k in tokens}
-    if found:
-        return Reading(found, "logprobs")
-    text = choice.get("text")
-    digit = next((ch for ch in text if ch in tokens), None) if isinstance(text, str) else None
-    if digit is not None:
-        return Reading({digit: 0.0}, "text")  # probability 1 on the sampled digit
-    return Reading({}, "none")
-
-
-def _first_top_logprobs(choice: Mapping[str, Any]) -> Mapping[str, float]:
-    """``choice.logprobs.top_logprobs[0]`` or ``{}`` when the server left any part of it out."""
-    logprobs = choice.get("logprobs")
-    top = logprobs.get("top_logprobs") if isinstance(logprobs, Mapping) else None
-    first = top[0] if isinstance(top, list) and top else None
-    return first if isinstance(first, Mapping) else {}
-
-
-def _note(dimension: str, reading: Reading, top_k: int) -> str | None:
-    """What ``notes`` says about one dimension's reading (nothing when the logprobs held a score token)."""
-    if reading.source == "text":
-        digit = next(iter(reading.logprobs))
-        return f"{dimension}: no score token in top-{top_k} logprobs; read '{digit}' from the text"
-    if reading.source == "none":
-        return f"{dimension}: no score token in top-{top_k} logprobs or in the text; scored 0"
-    return None
-
-
 # --- the judge ---------------------------------------------------------------------------------------
 
 
 class HTTPJudge:
-    """Scores candidates (``score``) or pairs (``prefer``) with a model behind a completions endpoint."""
+    """Scores candidates (``score``) or pairs (``prefer``) with a model behind a completions or chat endpoint."""
 
     rater = "ai"
 
@@ -140,9 +83,15 @@ class HTTPJudge:
         max_in_flight: int = 8,
         top_logprobs: int = 20,
         batch_size: int = 8,
+        api: Literal["completions", "chat"] = "completions",
     ):
-        """``api_key``: the key itself, ``"env:VAR"`` to read it from ``$VAR``, or None for no auth header."""
-        self.url = _completions_url(base_url)
+        """``api_key``: the key itself, ``"env:VAR"`` to read it from ``$VAR``, or None for no auth header.
+
+        ``api``: ``"completions"`` or ``"chat"`` (see the module's doc); ``batch_size`` applies to completions
+        only, chat sends one prompt per request.
+        """
+        self.api = _api(api)
+        self.url = _endpoint_url(base_url, self.api)
         self.model = _text("model", model)
         self.dimensions = _dimensions(dimensions)
         self.name = _text("name", name)
@@ -172,7 +121,8 @@ class HTTPJudge:
         self._make_sync()
 
     def __repr__(self) -> str:  # never shows the key
-        return f"HTTPJudge(url={self.url!r}, model={self.model!r}, dimensions={self.dimensions!r}, name={self.name!r})"
+        return (f"HTTPJudge(url={self.url!r}, api={self.api!r}, model={self.model!r}, "
+                f"dimensions={self.dimensions!r}, name={self.name!r})")
 
     @property
     def stats(self) -> dict[str, int]:
@@ -195,7 +145,7 @@ class HTTPJudge:
 
     def _verdict(self, item: JudgeItem, readings: Sequence[Reading]) -> JudgeScore:
         scores = {d: expected_score(r.logprobs) for d, r in zip(self.dimensions, readings)}
-        notes = [_note(d, r, self.top_logprobs) for d, r in zip(self.dimensions, readings)]
+        notes = [note(d, r, self.top_logprobs) for d, r in zip(self.dimensions, readings)]
         return JudgeScore(prompt_id=item.prompt_id, candidate_id=item.candidate_id, rater=self.rater,
                           teacher=self.name, scores=scores, reward=DimensionScores(scores).reward,
                           notes="; ".join(n for n in notes if n) or None)
@@ -211,7 +161,8 @@ class HTTPJudge:
         return [preference_probability(r.logprobs) for r in self._read(prompts, PAIR_TOKENS)]
 
     def _read(self, prompts: list[str], tokens: Sequence[str]) -> list[Reading]:
-        readings = [read_choice(choice, tokens) for choice in self._complete(prompts)]
+        read = read_chat_choice if self.api == "chat" else read_choice
+        readings = [read(choice, tokens) for choice in self._complete(prompts)]
         self._count(
             text_fallback=sum(r.source == "text" for r in readings),
             unparsed=sum(r.source == "none" for r in readings),
@@ -222,7 +173,8 @@ class HTTPJudge:
 
     def _complete(self, prompts: list[str]) -> list[Mapping[str, Any]]:
         """One choice per prompt, in the prompts' order, whatever order the batches finish in."""
-        batches = [prompts[i:i + self.batch_size] for i in range(0, len(prompts), self.batch_size)]
+        size = self.batch_size if self.api == "completions" else 1  # a chat request holds one conversation
+        batches = [prompts[i:i + size] for i in range(0, len(prompts), size)]
         if len(batches) <= 1:
             return [c for batch in batches for c in self._post_batch(batch)]
         pool = ThreadPoolExecutor(min(self.max_in_flight, len(batches)), thread_name_prefix=f"{self.name}-http")
@@ -234,13 +186,20 @@ class HTTPJudge:
             pool.shutdown(wait=True, cancel_futures=True)
 
     def _post_batch(self, batch: list[str]) -> list[Mapping[str, Any]]:
-        payload = {"model": self.model, "prompt": batch, "max_tokens": 1, "temperature": 0,
-                   "logprobs": self.top_logprobs}
         try:
-            return _choices_in_order(self._post_with_retries(payload), len(batch), self.url)
+            return _choices_in_order(self._post_with_retries(self._payload(batch)), len(batch), self.url, self.api)
         except JudgeHTTPError:
             self._count(failures=1)
             raise
+
+    def _payload(self, batch: list[str]) -> dict[str, Any]:
+        """One token, greedy, with the top-K logprobs: a list of prompts, or (chat) one prompt as a user message."""
+        ask = {"model": self.model, "max_tokens": 1, "temperature": 0}
+        if self.api == "chat":
+            [prompt] = batch
+            return ask | {"messages": [{"role": "user", "content": prompt}], "logprobs": True,
+                          "top_logprobs": self.top_logprobs}
+        return ask | {"prompt": batch, "logprobs": self.top_logprobs}
 
     def _post_with_retries(self, payload: Mapping[str, Any]) -> Any:
         """The decoded JSON answer; retries connection errors, timeouts, 429 and 5xx with exponential backoff."""
@@ -289,12 +248,14 @@ class HTTPJudge:
         if failed.status in (401, 403):
             fix = "set api_key (the key, or 'env:VAR' to read it from $VAR)"
         elif failed.status == 404:
-            fix = f"check base_url (the judge POSTs to {{base_url}}/v1/completions) and that model={self.model!r} exists"
+            fix = (f"check base_url (the judge POSTs to {{base_url}}{APIS[self.api]}), that the server speaks "
+                   f"api={self.api!r}, and that model={self.model!r} exists")
         elif failed.status == 200:
-            fix = "check that base_url points at an OpenAI-compatible completions server"
+            fix = f"check that base_url points at an OpenAI-compatible server with {APIS[self.api]}"
         else:
             fix = (f"check that model={self.model!r} is served there and allows logprobs={self.top_logprobs} "
-                   "(vLLM: --max-logprobs; hosted APIs often allow only 5: set top_logprobs=5)")
+                   "(vLLM: --max-logprobs; hosted APIs often allow only 5: set top_logprobs=5)"
+                   + ("; a model without a chat template needs api='completions'" if self.api == "chat" else ""))
         return JudgeHTTPError(
             f"POST {self.url} failed on attempt {attempt} with {failed.detail}; not retried (a client error "
             f"repeats). Fix: {fix}.",
@@ -328,37 +289,44 @@ def _body_snippet(err: urllib.error.HTTPError) -> str:
         return str(err.reason)
 
 
-def _choices_in_order(body: Any, n: int, url: str) -> list[Mapping[str, Any]]:
+def _choices_in_order(body: Any, n: int, url: str, api: str) -> list[Mapping[str, Any]]:
     """The answer's choices placed by their ``index`` (servers may return them in any order)."""
     choices = body.get("choices") if isinstance(body, Mapping) else None
     if not isinstance(choices, list):
         raise JudgeHTTPError(f"{url} answered without a 'choices' list: {str(body)[:200]}. Fix: point base_url "
-                             "at an OpenAI-compatible completions server.", url=url, status=200, attempts=1)
+                             f"at an OpenAI-compatible server with {APIS[api]}.", url=url, status=200, attempts=1)
     ordered: list[Mapping[str, Any] | None] = [None] * n
     for position, choice in enumerate(choices):
         index = choice.get("index", position) if isinstance(choice, Mapping) else None
         if isinstance(index, int) and 0 <= index < n and ordered[index] is None:
             ordered[index] = choice
     if any(c is None for c in ordered):
-        raise JudgeHTTPError(
-            f"{url} answered {len(choices)} choices for {n} prompts (or with bad 'index' values). Fix: if the "
-            "server does not take a list of prompts, set batch_size=1.", url=url, status=200, attempts=1,
-        )
+        fix = ("if the server does not take a list of prompts, set batch_size=1" if api == "completions" else
+               "check that the server is OpenAI-compatible (one choice per chat request unless n is sent)")
+        raise JudgeHTTPError(f"{url} answered {len(choices)} choices for {n} prompts (or with bad 'index' values). "
+                             f"Fix: {fix}.", url=url, status=200, attempts=1)
     return ordered  # type: ignore[return-value]
 
 
 # --- constructor validation: each error names the argument, the value and the fix -------------------
 
 
-def _completions_url(base_url: str) -> str:
+def _api(api: Any) -> str:
+    if not isinstance(api, str) or api not in APIS:
+        raise ValueError(f"api={api!r} must be one of {sorted(APIS)}: 'chat' for a server that speaks only "
+                         "/v1/chat/completions, else 'completions'")
+    return api
+
+
+def _endpoint_url(base_url: str, api: str) -> str:
     parsed = urllib.parse.urlparse(base_url) if isinstance(base_url, str) else None
     if parsed is None or parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise ValueError(f"base_url={base_url!r} must be an http(s) URL such as 'http://localhost:8000'")
     base = base_url.rstrip("/")
     if base.endswith("/v1"):
-        raise ValueError(f"base_url={base_url!r} ends in /v1, but the judge appends /v1/completions itself: "
+        raise ValueError(f"base_url={base_url!r} ends in /v1, but the judge appends {APIS[api]} itself: "
                          f"pass {base[:-3]!r}")
-    return base + "/v1/completions"
+    return base + APIS[api]
 
 
 def _text(argument: str, value: Any) -> str:

@@ -144,14 +144,14 @@ def ppo_update(strategy: Strategy, batch: pa.Table, cfg: PPOConfig, optim: Optim
                kl_coef: float, ptx: pa.Table | None = None, shard_rows: int | None = None) -> dict[str, float]:
     """``cfg.epochs`` passes of clipped PPO with a value head over this rank's rows of an experience batch.
 
-    With ``cfg.ptx_coef > 0``, ``ptx`` (a ``token_sequences`` table of pretraining text) adds the
-    PPO-ptx term to every micro-batch's loss.
+    With ``cfg.ptx_coef > 0``, ``ptx`` (a ``token_sequences`` table: pretraining text, or in ``ouro run`` the
+    constitution's revisions) adds the PPO-ptx term to every micro-batch's loss; an empty table adds none.
     """
     if cfg.ptx_coef > 0 and ptx is None:
         raise ValueError("learner.ppo.ptx_coef > 0 but no pretraining batch was given; fix: pass ptx rows "
                          "(a token_sequences table) with each update, or set learner.ppo.ptx_coef=0")
     ptx_t = None
-    if ptx is not None and cfg.ptx_coef > 0:
+    if ptx is not None and cfg.ptx_coef > 0 and ptx.num_rows:  # a round with no rows (no revision won): no term
         p, pm = tokens(ptx, "prompt_token_ids", pad_id, side="left")
         ids, mask = tokens(ptx, "token_ids", pad_id)
         ptx_t = {"prompt": p, "prompt_mask": pm, "ids": ids, "mask": mask}

@@ -55,3 +55,12 @@ def dpo_batch(candidates: pa.Table, rewards: pa.Table, constitution_pairs: pa.Ta
         return SHARDS["preference_batch"].schema.empty_table()
     return preference_batch(chosen, rejected, reference.logprobs(chosen), reference.logprobs(rejected),
                             chosen.column("prompt_id").combine_chunks())
+
+
+def revision_rows(constitution_pairs: pa.Table, tokenizer) -> pa.Table:
+    """The constitution's winning revisions as ``token_sequences`` (the PPO-ptx rows of a round: Constitutional
+    AI's supervised stage, fine-tuning on the revised answers)."""
+    if constitution_pairs.num_rows == 0:
+        return SHARDS["token_sequences"].schema.empty_table()
+    chosen, _ = tokenize_pairs(constitution_pairs, tokenizer)
+    return chosen

@@ -32,14 +32,14 @@ import pyarrow.compute as pc
 from cluster import telemetry
 from ouro_ray.config import OuroConfig
 from ouro_ray.data import read_shard
-from ouro_ray.judges.items import judge_items
-from ouro_ray.loop import replay as replay_stage
 from ouro_ray.eval import pack
+from ouro_ray.eval.grade import make_grader
+from ouro_ray.loop import replay as replay_stage
 from ouro_ray.loop.evaluate import round_metrics, token_kl
 from ouro_ray.loop.pipeline import Ahead, StageClock
 from ouro_ray.loop.roles import Roles
 from ouro_ray.loop.rundir import RunDir
-from ouro_ray.loop.scoring import combine, human_rows, review_queue
+from ouro_ray.loop.scoring import review_queue, score_candidates
 from ouro_ray.loop.sources import DialogSource, prompt_kind, read_prompts, sample_rows
 from ouro_ray.seeding import derive_seed
 from ouro_ray.stages.distill import distill as distill_stage
@@ -81,6 +81,7 @@ class Loop:
         self.human = read_shard(cfg.data.scores, "scores").table if cfg.data.scores else None
         self.summaries_override = (read_shard(cfg.distill.summaries_override, "summaries").table
                                    if cfg.distill.summaries_override else None)
+        self.grader = make_grader(cfg.evaluation.teachers)  # held-out answers only: never scores training ones
 
     @property
     def lane(self) -> str:
@@ -172,19 +173,10 @@ class Loop:
         return candidates
 
     # 5 -----------------------------------------------------------------------------------------
-    def judge(self, candidates: pa.Table, prompts: pa.Table) -> tuple[pa.Table, pa.Table, pa.Table, Any]:
-        """``(items, scores, rewards, judge output)``: every teacher, human rows joined, combined."""
-        items = judge_items(candidates, prompts)
-        out = self.roles.judges.score(items)
-        scores = out.scores
-        humans = human_rows(self.human, candidates)
-        if humans is not None:
-            scores = pa.concat_tables([scores, humans.cast(scores.schema)])
-        return items, scores, combine(scores, self.cfg.scoring), out
-
     def score(self, candidates: pa.Table, prompts: pa.Table, r: int) -> tuple[pa.Table, dict]:
         self.stage("score", r)
-        items, scores, rewards, out = self.judge(candidates, prompts)
+        scored = score_candidates(candidates, prompts, self.roles.judges, self.cfg.scoring, self.human)
+        items, scores, rewards, out = scored.items, scored.scores, scored.rewards, scored.output
         queue = review_queue(rewards, scores, items, self.cfg.scoring, self.cfg.seed, r)
         self.run.write(r, "scores", scores, "scores")
         self.run.write_table(r, "rewards", rewards)
@@ -194,13 +186,14 @@ class Loop:
         sources = rewards.column("source").to_pylist()
         stats = {"review_disagreements": sum(q["reason"] == "disagreement" for q in queue),
                  "review_spot_checks": sum(q["reason"] == "spot check" for q in queue),
-                 "human_scored": sources.count("human")}
+                 "human_scored": sources.count("human"), **out.stats,
+                 "constitution_pairs": out.pairs.num_rows}
         return rewards, {"stats": stats, "items": items, "pairs": out.pairs}
 
     # 6 -----------------------------------------------------------------------------------------
     def update(self, experience: Experience, r: int) -> dict:
         self.stage("update", r)
-        from ouro_ray.loop.batches import dpo_batch, ppo_batch
+        from ouro_ray.loop.batches import dpo_batch, ppo_batch, revision_rows
 
         candidates, rewards = experience.candidates, experience.rewards
         if self.cfg.learner.algo == "ppo":
@@ -211,7 +204,10 @@ class Loop:
         self.run.write(r, kind, batch, kind)
         if batch.num_rows == 0:
             return {"skipped": 1.0}
-        metrics = self.roles.learner.update(batch, producer=f"ouro run round {r}")
+        ptx = None
+        if self.cfg.learner.algo == "ppo" and self.cfg.learner.ppo.ptx_coef > 0:  # Constitutional AI's SL stage
+            ptx = revision_rows(experience.scored["pairs"], self.tokenizer)
+        metrics = self.roles.learner.update(batch, producer=f"ouro run round {r}", ptx=ptx)
         return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
 
     @property
@@ -237,13 +233,15 @@ class Loop:
     # ---------------------------------------------------------------- evaluation and the run
     def evaluate(self, r: int) -> dict:
         """Held-out prompts, ``evaluation.n`` candidates each, the same sampling seed every round; the
-        evaluator pack's figures (and the win rate against round 0's policy from round 1 on)."""
+        evaluator pack's figures, the independent grade beside the training teachers' reward (its verdicts
+        in ``round_NNN/heldout_grades.parquet``, nowhere the learner reads), and the win rate against
+        round 0's policy from round 1 on."""
         self.stage("evaluate", r - 1)
         sampling = dataclasses.replace(self.cfg.rollout.sampling, n=self.cfg.evaluation.n)
         candidates = self.roles.rollout.generate(self.held_out, seed=derive_seed(self.cfg.seed, "evaluate"),
                                                  sampling=sampling)
         answers = pack.score_answers(f"round {r}", candidates, self.held_out, self.roles.judges, self.cfg.scoring,
-                                     self.human)
+                                     self.human, self.grader)
         initial = self.initial_answers() if r > 0 else None
         kl = token_kl(candidates, self.roles.reference.logprobs(candidates))
         lengths = pc.list_value_length(candidates.column("token_ids")).to_numpy()
@@ -252,6 +250,8 @@ class Loop:
                    "kl": kl, "length": float(np.mean(lengths)) if len(lengths) else 0.0}
         self.run.write(r, "heldout_candidates", candidates, "candidates")
         self.run.write(r, "heldout_scores", answers.scores, "scores")
+        if answers.grades is not None:
+            self.run.write_table(r, "heldout_grades", answers.grades)
         if r == 0:
             self._initial = answers
         return metrics
@@ -261,7 +261,7 @@ class Loop:
         if getattr(self, "_initial", None) is None:
             candidates = read_shard(self.run.round_dir(0) / "heldout_candidates.parquet", "candidates").table
             self._initial = pack.score_answers("round 0", candidates, self.held_out, self.roles.judges,
-                                               self.cfg.scoring, self.human)
+                                               self.cfg.scoring, self.human, self.grader)
         return self._initial
 
     def run_rounds(self, on_round: Callable[[int, dict], None] = lambda r, m: None) -> list[dict]:
@@ -329,5 +329,9 @@ class Loop:
         if checkpoint is not None and (checkpoint / "policy").is_dir():
             self.run.export_policy(checkpoint / "policy")
         self.run.write_json("metrics.json", {"rounds": history})
+        if any(m.get("grade_mean") is not None for m in history):
+            from ouro_ray.loop.report import plot_grade_gap
+
+            plot_grade_gap(history, self.run.path / "grade_gap.png", title=f"ouro run {self.run.path.name}")
         self.state.update(completed_rounds=r + 1, policy_version=int(self.roles.learner.version))
         self.run.save_state({**self.state, **(state or {})})

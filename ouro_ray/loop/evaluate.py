@@ -3,9 +3,14 @@
 Every round's entry in ``metrics.json`` holds the pack's pointwise metrics (``reward_mean``,
 ``safety``, ``refused_unsafe``, ``over_refusal``, ``persona``, group means, ``coherence``,
 ``fact_agreement``; definitions in :mod:`ouro_ray.eval.metrics` and :mod:`ouro_ray.eval.pack`), each
-with ``<metric>_ci`` (95 % bootstrap interval over prompts) and ``<metric>_n``; from round 1 on also
-``win_rate`` against the round-0 policy on the same prompts and seed (``evaluation.pairwise``
-decides who judges), with ``win_rate_ci``. The loop adds what only it has:
+with ``<metric>_ci`` (95 % bootstrap interval over prompts) and ``<metric>_n``. Beside the training
+teachers' figures, the independent grade (``evaluation.teachers``, :mod:`ouro_ray.eval.grade`):
+``grade_mean``, ``grade_pass``, ``grade_safety``, ``grade_facts``, ``fact_f1``, ``grade_voice`` and
+``reward_gap`` (reward − grade per graded answer) with intervals, the counts ``grade_n`` and
+``grade_unknown``, and ``grade_judge`` (``none`` when no grade is configured). From round 1 on also
+``win_rate`` against the round-0 policy on the same prompts and seed (``evaluation.pairwise`` decides
+who judges, ``win_rate_judge`` says who did), with ``win_rate_ci`` and ``position_consistency``. The
+loop adds what only it has:
 
 - ``kl``: mean per-token KL(π ‖ π_ref), the k1 estimate ``log π − log π_ref`` on the policy's own
   samples (0 at round 0: the policy is the reference);
@@ -19,6 +24,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ouro_ray.eval import pack
+
+GRADE_COUNTS = ("grade_n", "grade_unknown")
+"""Independent-grade counts: plain numbers in metrics.json, no interval."""
 
 
 def token_kl(candidates: pa.Table, ref: pa.Table) -> float:
@@ -44,13 +52,15 @@ def flatten(figures: dict[str, dict]) -> dict:
 def round_metrics(answers: pack.Answers, initial: pack.Answers | None, judges, evaluation, seed: int) -> dict:
     """The evaluator's figures for one round's held-out answers (and the win rate against round 0's)."""
     figures, _ = pack.model_metrics(answers, judges=judges, n_boot=evaluation.bootstrap, seed=seed)
-    out = flatten(figures)
+    counts = {k: figures.pop(k)["value"] for k in GRADE_COUNTS if k in figures}
+    out = {**flatten(figures), **counts, "grade_judge": answers.grader or "none"}
     if initial is not None:
         pairwise = pack.compare([answers, initial], initial.name, judges=judges, mode=evaluation.pairwise,
                                 tie_margin=evaluation.tie_margin, n_boot=evaluation.bootstrap, seed=seed)
         win = pairwise["win_rate"][answers.name]
         out.update(win_rate=win["value"], win_rate_ci=win["ci"], win_rate_n=win["n"], win_rate_judge=pairwise["judge"],
-                   position_bias=pairwise["position_bias"]["position_bias"])
+                   win_rate_excluded=pairwise["excluded"], position_bias=pairwise["position_bias"]["position_bias"],
+                   position_consistency=pairwise["position_consistency"]["value"])
     rows = answers.rewards.num_rows
     out.update(n_prompts=len(set(answers.rewards.column("prompt_id").to_pylist())), n_candidates=rows)
     return out

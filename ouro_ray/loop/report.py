@@ -26,6 +26,11 @@ Rounds = Sequence[dict[str, Any]]
 
 MAIN_METRICS = ("reward_mean", "safety", "persona", "kl")
 """The metrics every view shows first, in this order, when a run has them."""
+GRADE_COLUMNS = ("grade_mean", "reward_gap", "grade_pass")
+"""The independent grade's columns the table always shows (after ``reward_mean``) when a run has them."""
+TEACHER_METRICS = frozenset({"reward_mean", "safety", "persona", "persona_mean", "content", "logic", "safety_mean",
+                             "refused_unsafe", "over_refusal", "coherence", "fact_agreement", "train_reward_mean"})
+"""Figures the training teachers (the reward the policy optimises) decide."""
 CSV_NAMES = {"round": "epoch", "reward_mean": "avg_reward", "safety": "safety_score", "kl": "kl"}
 """History-CSV column names for the loop's metric names (the names earlier tooling reads)."""
 SAFETY_TARGET = 0.95
@@ -202,19 +207,89 @@ def _cell(v: Any) -> str:
     return str(v)  # counts such as n stay whole numbers
 
 
+def _source(key: str, rounds: Rounds) -> str | None:
+    """Who decides a column: 'teachers' (the training reward's judges), 'grade' (the independent grade), or None."""
+    if key.startswith("grade_") or key in ("fact_f1", "reward_gap"):
+        return "grade"
+    if key == "win_rate":
+        judge = next((row["win_rate_judge"] for row in rounds if row.get("win_rate_judge")), "")
+        return "grade" if judge.startswith("grade") else "teachers" if judge == "reward" else None
+    return "teachers" if key in TEACHER_METRICS else None
+
+
+def _with_grade(keys: list[str], rounds: Rounds) -> list[str]:
+    """``keys`` with :data:`GRADE_COLUMNS` the run has, placed after ``reward_mean`` (first when it is absent)."""
+    extra = [k for k in GRADE_COLUMNS if k not in keys and any(row.get(k) is not None for row in rounds)]
+    at = keys.index("reward_mean") + 1 if "reward_mean" in keys else 0
+    return keys[:at] + extra + keys[at:]
+
+
+def _header(key: str, source: str | None) -> str:
+    """``key`` broken after each underscore (narrow columns, whole names), then who decided it: (T) or (G)."""
+    return key.replace("_", "_\n") + {"teachers": "\n(T)", "grade": "\n(G)", None: ""}[source]
+
+
 def metrics_table(rounds: Rounds, keys: Sequence[str] | None = None) -> Table:
-    """A rich table, one row per round, for the terminal at the end of ``ouro run``."""
-    keys = list(keys) if keys is not None else _default_keys(rounds)
-    table = Table(title="metrics per round")
+    """A rich table, one row per round, for the terminal at the end of ``ouro run``.
+
+    The independent grade's main columns join ``keys`` when the run has them; each header says
+    whether the training teachers (T) or the independent grade (G) decided the column.
+    """
+    keys = _with_grade(list(keys) if keys is not None else _default_keys(rounds), rounds)
+    grader = next((row["grade_judge"] for row in rounds if row.get("grade_judge")), "none")
+    table = Table(title="metrics per round. (T): the training teachers, whose reward the policy optimises; "
+                        f"(G): the independent grade ({grader}), kept out of training; "
+                        "reward_gap = reward_mean − grade_mean", collapse_padding=True)
     table.add_column("round", justify="right")
     for key in keys:
-        table.add_column(key, justify="right")
+        table.add_column(_header(key, _source(key, rounds)), justify="right")
     for row in rounds:
         table.add_row(str(row["round"]), *(_cell(row.get(k)) for k in keys))
     return table
 
 
-def before_after(rounds: Rounds, keys: Sequence[str] = MAIN_METRICS) -> list[str]:
+def _band(ax: Any, ticks: list[int], rounds: Rounds, key: str, label: str) -> None:
+    """``key`` per round as a line, with its 95 % interval as a band when the rounds have one."""
+    ys = [float("nan") if row.get(key) is None else float(row[key]) for row in rounds]
+    line, = ax.plot(ticks, ys, marker="o", label=label)
+    band = [row.get(f"{key}_ci") for row in rounds]
+    if any(b is not None for b in band):
+        lo = [float("nan") if b is None else b[0] for b in band]
+        hi = [float("nan") if b is None else b[1] for b in band]
+        ax.fill_between(ticks, lo, hi, alpha=0.2, color=line.get_color())
+
+
+def plot_grade_gap(rounds: Rounds, path: Path | str, title: str) -> Path:
+    """Training reward and independent grade per round (95 % bands), and their gap: reward rising while
+    the grade stays flat is reward hacking."""
+    if not any(row.get("grade_mean") is not None for row in rounds):
+        raise ValueError("plot_grade_gap: no round has grade_mean; set evaluation.teachers (auto, rules) to grade "
+                         "held-out answers independently")
+    grader = next((row["grade_judge"] for row in rounds if row.get("grade_judge")), "?")
+    fig = Figure(figsize=(9, 3.5), layout="constrained")
+    FigureCanvasAgg(fig)
+    ticks = [int(row["round"]) for row in rounds]
+    left, right = fig.subplots(1, 2)
+    _band(left, ticks, rounds, "reward_mean", "reward_mean (training teachers)")
+    _band(left, ticks, rounds, "grade_mean", f"grade_mean (independent: {grader})")
+    left.set_ylim(-1.05, 1.05)
+    left.set_title("reward vs independent grade")
+    _band(right, ticks, rounds, "reward_gap", "reward − grade")
+    right.axhline(0.0, linestyle="--", color="grey", linewidth=1)
+    right.set_title("reward_gap (rising: reward hacking)")
+    for ax in (left, right):
+        ax.set_xticks(ticks, ["before" if t == 0 else str(t) for t in ticks])
+        ax.set_xlabel("round")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best", fontsize=8)
+    fig.suptitle(title)
+    path = Path(path)
+    with _atomic(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=100)
+    return path
+
+
+def before_after(rounds: Rounds, keys: Sequence[str] = (*MAIN_METRICS, *GRADE_COLUMNS)) -> list[str]:
     """One line per metric comparing round 0 with the last round, e.g. ``safety  0.340 → 0.970  (+0.630)``."""
     if not rounds:
         return []

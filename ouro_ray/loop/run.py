@@ -36,6 +36,15 @@ def check_run_config(cfg: OuroConfig) -> None:
     if cfg.distill.use_ai and not cfg.judges.llm.enabled and cfg.data.prompts is None:  # stage 2 runs
         problems.append("distill.use_ai = true: the AI summariser is the judge workers' LLM, and judges.llm.enabled is "
                         "false; fix: set judges.llm.enabled=true, or distill.use_ai=false (rule extraction only)")
+    if cfg.learner.algo == "ppo" and cfg.learner.ppo.ptx_coef > 0 and not cfg.judges.constitution.enabled:
+        problems.append(f"learner.ppo.ptx_coef = {cfg.learner.ppo.ptx_coef}: in `ouro run` the supervised term "
+                        "learns from the constitution's revisions, and judges.constitution.enabled is false; fix: "
+                        "enable the constitution, or set learner.ppo.ptx_coef=0")
+    from ouro_ray.judges.choice import is_tiny_world, judge_problem
+
+    judge = judge_problem(cfg, is_tiny_world(cfg.model.path))
+    if judge:
+        problems.append(judge)
     if problems:
         raise ConfigError(problems)
 
@@ -88,6 +97,7 @@ def run(cfg: OuroConfig, run_dir: RunDir, address: str | None = None, console=No
     from rich.console import Console
 
     from cluster.local import connect
+    from ouro_ray.judges.choice import resolve_judges
     from ouro_ray.loop.driver import Loop
     from ouro_ray.loop.progress import LoopProgress
     from ouro_ray.loop.roles import build_roles
@@ -109,6 +119,9 @@ def run(cfg: OuroConfig, run_dir: RunDir, address: str | None = None, console=No
     source = None if cfg.data.prompts else DialogSource(cfg, run_dir.path)
     heldout = held_out(cfg, run_dir, source)
     storage = Path(cfg.learner.storage_path).expanduser() if cfg.learner.storage_path else run_dir.path / "train"
+    cfg = dataclasses.replace(cfg, judges=resolve_judges(cfg, model_dir))  # config.yaml keeps 'auto'
+    if cfg.judges.llm.enabled:
+        say(f"LLM judge: {cfg.judges.llm.model}")
     roles = build_roles(cfg, model_dir, storage, state["policy_version"], say)
     try:
         with LoopProgress(console, cfg.rounds, state["completed_rounds"]) as progress:

@@ -18,12 +18,13 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 import pyarrow as pa
 
 from ouro_ray.config.loop import DIMENSION_GROUPS, LAMBDA_GROUPS, ScoringConfig
+from ouro_ray.judges.items import judge_items
 from ouro_ray.seeding import derive_seed
 
 REWARDS_SCHEMA = pa.schema([
@@ -127,6 +128,36 @@ def human_rows(human: pa.Table | None, candidates: pa.Table) -> pa.Table | None:
         human.column("rater").to_pylist())]
     rows = human.filter(pa.array(mask, pa.bool_()))
     return rows if rows.num_rows else None
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Stage 5 on a batch of candidates: what the judges read, what they said, and the rewards."""
+
+    items: pa.Table
+    """``judge_items``: each candidate with its prompt and target."""
+    scores: pa.Table
+    """``scores``: one row per (candidate, teacher), human rows appended."""
+    rewards: pa.Table
+    """``REWARDS_SCHEMA``: one combined reward per candidate."""
+    output: Any
+    """The judges' whole output (``scores`` and the constitution's ``pairs``)."""
+
+
+def score_candidates(candidates: pa.Table, prompts: pa.Table, judges: Any, scoring: ScoringConfig,
+                     human: pa.Table | None = None) -> Scored:
+    """The one scoring path (``ouro run``'s stage 5 and held-out measurement, ``ouro score``, ``ouro eval``):
+    judge items → every teacher (``judges.score``) → human rows joined → λ-combination.
+
+    Raises KeyError naming a candidate whose prompt is missing from ``prompts``.
+    """
+    items = judge_items(candidates, prompts)
+    output = judges.score(items)
+    scores = output.scores
+    humans = human_rows(human, candidates)
+    if humans is not None:
+        scores = pa.concat_tables([scores, humans.cast(scores.schema)])
+    return Scored(items, scores, combine(scores, scoring), output)
 
 
 def review_queue(rewards: pa.Table, scores: pa.Table, items: pa.Table, cfg: ScoringConfig, seed: int,

@@ -1,6 +1,7 @@
 """Glue: the Serve deployment that puts a :class:`CompletionEngine` behind OpenAI-compatible HTTP routes.
 
-Routes, relative to the app's route prefix: ``POST /v1/completions``, ``GET /v1/models``, ``GET /health``.
+Routes, relative to the app's route prefix: ``POST /v1/completions``, ``POST /v1/chat/completions`` (messages
+rendered with the model's chat template), ``GET /v1/models``, ``GET /health``.
 Refused requests answer with OpenAI's error object (``{"error": {"message", "type", "param"}}``): 400
 for a bad field, 404 for an unknown model or route, 405 for a wrong method; an engine failure is a 500,
 which ``HTTPJudge`` retries.
@@ -16,8 +17,9 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
+from ouro_ray.serving.chat import complete_chat, parse_chat_request
 from ouro_ray.serving.completions import CompletionEngine, CompletionRequestError, parse_request
 
 if TYPE_CHECKING:
@@ -28,7 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ROUTES = {"/v1/completions": "POST", "/v1/models": "GET", "/health": "GET"}
+ROUTES = {"/v1/completions": "POST", "/v1/chat/completions": "POST", "/v1/models": "GET", "/health": "GET"}
 """Each route and the one method it answers."""
 
 
@@ -52,17 +54,20 @@ class CompletionsServer:
             return _json({"object": "list", "data": [self.engine.model_card()]})
         if path == "/health":
             return _json({"status": "ok", "model": self.engine.name})
-        return await self._complete(request)
+        if path == "/v1/chat/completions":
+            return await self._answer(request, path, parse_chat_request, lambda chat: complete_chat(self.engine, chat))
+        return await self._answer(request, path, parse_request, self.engine.complete)
 
-    async def _complete(self, request: "Request") -> "Response":
+    async def _answer(self, request: "Request", path: str, parse: Callable[[Any], Any],
+                      answer: Callable[[Any], dict[str, Any]]) -> "Response":
         try:
-            parsed = parse_request(await _json_body(request))
+            parsed = parse(await _json_body(request))
             # In a thread: generation is blocking, and the replica's event loop must keep answering /health.
-            return _json(await asyncio.to_thread(self.engine.complete, parsed))
+            return _json(await asyncio.to_thread(answer, parsed))
         except CompletionRequestError as refused:
             return _error(refused)
         except Exception as exc:  # the client gets a retryable 500 with the reason; the log keeps the trace
-            log.exception("completions request failed")
+            log.exception("%s request failed", path)
             return _error(CompletionRequestError(f"{type(exc).__name__}: {exc}", None, status=500,
                                                  kind="server_error"))
 
@@ -110,7 +115,8 @@ class ServedModel:
     model: str
 
     def base_url(self, serve_info: "ServeInfo") -> str:
-        """What OpenAI-style clients take as ``base_url`` (``HTTPJudge`` appends ``/v1/completions``)."""
+        """What ``HTTPJudge`` takes as ``base_url`` (it appends ``/v1/completions`` or ``/v1/chat/completions``;
+        the openai client takes this plus ``/v1``)."""
         return serve_info.base_url + self.route_prefix.rstrip("/")
 
     def delete(self) -> None:

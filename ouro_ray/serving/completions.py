@@ -1,12 +1,14 @@
 """The model behind ``ouro serve``: OpenAI-style completions requests in, completions answers out.
 
 Kept free of Ray and HTTP so it can be built and called in a test: :func:`parse_request` checks a JSON
-body and :class:`CompletionEngine` answers it with an HF causal LM. The Serve glue lives in
+body and :class:`CompletionEngine` answers it with an HF causal LM. The chat route
+(:mod:`ouro_ray.serving.chat`) renders its messages with the chat template and runs the same engine;
+token texts and logprob tables live in :mod:`ouro_ray.serving.tokens`; the Serve glue in
 :mod:`ouro_ray.serving.app`.
 
-Completions, not chat: the prompt is tokenized as plain text (``tokenizer(prompt)``, the tokenizer's
-own special-token default, no chat template), because a judge's prompt already is the exact text the
-model must continue (see :mod:`ouro_ray.judges.http`).
+Completions take the prompt as plain text (``tokenizer(prompt)``, the tokenizer's own special-token
+default, no chat template), because a judge's prompt already is the exact text the model must continue
+(see :mod:`ouro_ray.judges.http`).
 
 Logprobs are those of the raw model distribution (``log_softmax`` of the logits, before temperature or
 top-p), as vLLM and the OpenAI API report them, so a judge reads the same probabilities whatever
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import threading
 import time
 import uuid
@@ -26,6 +27,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import torch
+
+from ouro_ray.serving.tokens import logprob_table, token_text
 
 MAX_LOGPROBS = 20
 """Largest ``logprobs`` (top-K) a request may ask for (vLLM's and OpenAI's default cap)."""
@@ -81,29 +84,36 @@ def parse_request(body: Any) -> CompletionRequest:
     """The request in ``body`` (decoded JSON), or :class:`CompletionRequestError` naming the bad field."""
     if not isinstance(body, Mapping):
         raise CompletionRequestError(f"the body must be a JSON object, got {type(body).__name__}", None)
-    _check_fields(body)
+    check_fields(body, _KNOWN, _NEUTRAL)
+    return CompletionRequest(prompts=_prompts(body.get("prompt")),
+                             logprobs=integer_field(body, "logprobs", None, 0, MAX_LOGPROBS),
+                             **sampling_fields(body))
+
+
+def sampling_fields(body: Mapping[str, Any], max_tokens_field: str = "max_tokens") -> dict[str, Any]:
+    """The fields both routes share (model and sampling settings), checked; keyed as in :class:`CompletionRequest`."""
     model = body.get("model")
     if model is not None and not isinstance(model, str):
         raise CompletionRequestError(f"model={model!r} must be a string", "model")
-    return CompletionRequest(
-        prompts=_prompts(body.get("prompt")), model=model,
-        max_tokens=_integer(body, "max_tokens", 16, 1, None), temperature=_number(body, "temperature", 1.0, 0.0, 2.0),
-        top_p=_number(body, "top_p", 1.0, 0.0, 1.0, open_low=True), n=_integer(body, "n", 1, 1, MAX_N),
-        logprobs=_integer(body, "logprobs", None, 0, MAX_LOGPROBS), stop=_stop(body.get("stop")),
-        seed=_integer(body, "seed", None, 0, 2**63 - 1),
-    )
+    return dict(model=model, max_tokens=integer_field(body, max_tokens_field, 16, 1, None),
+                temperature=number_field(body, "temperature", 1.0, 0.0, 2.0),
+                top_p=number_field(body, "top_p", 1.0, 0.0, 1.0, open_low=True),
+                n=integer_field(body, "n", 1, 1, MAX_N),
+                stop=stop_field(body.get("stop")), seed=integer_field(body, "seed", None, 0, 2**63 - 1))
 
 
-def _check_fields(body: Mapping[str, Any]) -> None:
-    unknown = sorted(set(body) - _KNOWN)
+def check_fields(body: Mapping[str, Any], known: set[str], neutral: Mapping[str, tuple]) -> None:
+    """Refuse a field outside ``known``, or a ``neutral`` one (a field this server does not implement) off its
+    neutral value."""
+    unknown = sorted(set(body) - known)
     if unknown:
-        raise CompletionRequestError(f"unknown field {unknown[0]!r}; this server reads {sorted(_KNOWN)}", unknown[0])
-    for field, neutral in _NEUTRAL.items():
+        raise CompletionRequestError(f"unknown field {unknown[0]!r}; this server reads {sorted(known)}", unknown[0])
+    for field, values in neutral.items():
         value = body.get(field)
-        if not any(value == v and type(value) is type(v) for v in neutral):
+        if not any(value == v and type(value) is type(v) for v in values):
             raise CompletionRequestError(
                 f"{field}={json.dumps(value, default=repr)} is not supported by this server; fix: leave {field} out "
-                f"(accepted: {', '.join(json.dumps(v) for v in neutral)})", field)
+                f"(accepted: {', '.join(json.dumps(v) for v in values)})", field)
 
 
 def _prompts(prompt: Any) -> tuple[str, ...]:
@@ -115,7 +125,8 @@ def _prompts(prompt: Any) -> tuple[str, ...]:
     return tuple(prompts)
 
 
-def _stop(stop: Any) -> tuple[str, ...]:
+def stop_field(stop: Any) -> tuple[str, ...]:
+    """``stop`` as a tuple of strings: one string, a list of at most :data:`MAX_STOP`, or none."""
     stops = [] if stop is None else [stop] if isinstance(stop, str) else stop
     if not isinstance(stops, list) or len(stops) > MAX_STOP or not all(isinstance(s, str) and s for s in stops):
         raise CompletionRequestError(f"stop={stop!r} must be a non-empty string or a list of at most {MAX_STOP}",
@@ -123,7 +134,9 @@ def _stop(stop: Any) -> tuple[str, ...]:
     return tuple(stops)
 
 
-def _integer(body: Mapping[str, Any], field: str, default: int | None, low: int, high: int | None) -> int | None:
+def integer_field(body: Mapping[str, Any], field: str, default: int | None, low: int,
+                  high: int | None) -> int | None:
+    """``body[field]``, an integer in ``[low, high]`` (no upper bound when ``high`` is None), or ``default``."""
     value = body.get(field)
     if value is None:
         return default
@@ -133,8 +146,9 @@ def _integer(body: Mapping[str, Any], field: str, default: int | None, low: int,
     return value
 
 
-def _number(body: Mapping[str, Any], field: str, default: float, low: float, high: float,
-            open_low: bool = False) -> float:
+def number_field(body: Mapping[str, Any], field: str, default: float, low: float, high: float,
+                 open_low: bool = False) -> float:
+    """``body[field]``, a finite number in ``[low, high]`` (``(low, high]`` when ``open_low``), or ``default``."""
     value = body.get(field)
     if value is None:
         return default
@@ -145,46 +159,27 @@ def _number(body: Mapping[str, Any], field: str, default: float, low: float, hig
     return float(value)
 
 
-# --- token text -------------------------------------------------------------------------------------
-
-_BYTE_TOKEN = re.compile(r"<0x([0-9A-Fa-f]{2})>")
-
-
-def _byte_level_decoder() -> dict[str, int]:
-    """GPT-2's byte-level alphabet, char → byte (the map byte-level BPE vocabularies are written in)."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    chars, extra = {}, 0
-    for byte in range(256):
-        if byte in printable:
-            chars[chr(byte)] = byte
-        else:
-            chars[chr(256 + extra)] = byte
-            extra += 1
-    return chars
-
-
-_BYTE_LEVEL = _byte_level_decoder()
-
-
-def token_text(tokenizer, token_id: int) -> str:
-    """The text one token adds (``" 3"`` stays ``" 3"``); ``"bytes:\\xe2\\x80"`` for part of a UTF-8 character.
-
-    Why the ``bytes:`` form (OpenAI's): decoding a partial character alone gives ``"\\ufffd"``, so
-    distinct tokens would share a key in ``top_logprobs`` and a client would see fewer than K entries.
-    """
-    text = tokenizer.decode([token_id], skip_special_tokens=False, clean_up_tokenization_spaces=False)
-    if "\ufffd" not in text:
-        return text
-    raw = tokenizer.convert_ids_to_tokens(token_id)
-    match = _BYTE_TOKEN.fullmatch(raw)
-    if match:
-        return f"bytes:\\x{match.group(1).lower()}"
-    if all(ch in _BYTE_LEVEL for ch in raw):
-        return "bytes:" + "".join(f"\\x{_BYTE_LEVEL[ch]:02x}" for ch in raw)
-    return raw
-
-
 # --- the engine ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One generated sequence: its kept tokens, why it ended, the tokens usage counts, its raw logits."""
+
+    ids: list[int]
+    finish_reason: str
+    """'stop' (EOS or a stop string) or 'length' (``max_tokens``)."""
+    counted: int
+    """Completion tokens it counts in usage (a trailing EOS counts, though it is not shown)."""
+    logits: torch.Tensor | None
+    """(T, V) raw logits of the kept tokens; None when no logprobs were asked for."""
+
+
+def usage(rows: Sequence[Sequence[int]], samples: Sequence[Sample]) -> dict[str, int]:
+    """OpenAI's ``usage``: each prompt counts once, however many choices it has (as OpenAI and vLLM count)."""
+    prompt_tokens, completion_tokens = sum(len(r) for r in rows), sum(s.counted for s in samples)
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens}
 
 
 class CompletionEngine:
@@ -220,43 +215,58 @@ class CompletionEngine:
         """The OpenAI ``text_completion`` answer; :class:`CompletionRequestError` for a request it refuses."""
         if not isinstance(request, CompletionRequest):
             request = parse_request(request)
-        if request.model is not None and request.model != self.name:
-            raise CompletionRequestError(f"model {request.model!r} is not served here; this server serves "
-                                         f"{self.name!r}", "model", status=404)
-        rows = self._encode(request)
-        with self._lock:
-            generated, logits = self._generate(rows, request)
-        choices = self._choices(generated, logits, request)
-        prompt_tokens = sum(len(r) for r in rows)
-        completion_tokens = sum(c.pop("_tokens") for c in choices)
+        self.check_model(request.model)
+        rows = self.encode(request)
+        samples = self.sample(rows, request)
+        choices = [self._choice(s, sample, request.logprobs) for s, sample in enumerate(samples)]
         return {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()),
-                "model": self.name, "choices": choices,
-                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                          "total_tokens": prompt_tokens + completion_tokens}}
+                "model": self.name, "choices": choices, "usage": usage(rows, samples)}
 
-    def _encode(self, request: CompletionRequest) -> list[list[int]]:
-        """Each prompt's token ids, checked against the context window (or left-truncated into it)."""
+    def check_model(self, model: str | None) -> None:
+        """A 404 unless ``model`` (the request's) is None or the name served here."""
+        if model is not None and model != self.name:
+            raise CompletionRequestError(f"model {model!r} is not served here; this server serves {self.name!r}",
+                                         "model", status=404)
+
+    def encode(self, request: CompletionRequest, *, add_special_tokens: bool = True,
+               field: str = "prompt") -> list[list[int]]:
+        """Each prompt's token ids, checked against the context window (or left-truncated into it).
+
+        ``add_special_tokens=False`` for text a chat template rendered (it already carries them);
+        ``field`` is the request field an error names.
+        """
         if len(request.prompts) * request.n > MAX_SEQUENCES:
             raise CompletionRequestError(f"{len(request.prompts)} prompts × n={request.n} exceeds "
-                                         f"{MAX_SEQUENCES} sequences per request; fix: split the request", "prompt")
+                                         f"{MAX_SEQUENCES} sequences per request; fix: split the request", field)
         if self.context is not None and request.max_tokens >= self.context:
             raise CompletionRequestError(f"max_tokens={request.max_tokens} leaves no room for a prompt in the "
                                          f"model's context of {self.context} tokens", "max_tokens")
-        rows = [list(ids) for ids in self.tokenizer(list(request.prompts))["input_ids"]]
-        return [self._fit(i, row, request.max_tokens) for i, row in enumerate(rows)]
+        encoded = self.tokenizer(list(request.prompts), add_special_tokens=add_special_tokens)["input_ids"]
+        return [self._fit(i, list(row), request.max_tokens, field) for i, row in enumerate(encoded)]
 
-    def _fit(self, index: int, row: list[int], max_tokens: int) -> list[int]:
+    def _fit(self, index: int, row: list[int], max_tokens: int, field: str) -> list[int]:
+        what = f"prompt {index}" if field == "prompt" else f"the rendered {field}"
         if not row:
-            raise CompletionRequestError(f"prompt {index} is empty after tokenization; send some text", "prompt")
+            raise CompletionRequestError(f"{what} is empty after tokenization; send some text", field)
         room = None if self.context is None else self.context - max_tokens
         if room is None or len(row) <= room:
             return row
         if self.truncate_prompts:
             return row[-room:]
         raise CompletionRequestError(
-            f"prompt {index} has {len(row)} tokens and max_tokens={max_tokens}: {len(row) + max_tokens} > the "
-            f"model's context of {self.context} tokens; fix: shorten the prompt, lower max_tokens, or serve with "
-            "--truncate-prompts (keeps the prompt's last tokens)", "prompt")
+            f"{what} has {len(row)} tokens and max_tokens={max_tokens}: {len(row) + max_tokens} > the model's "
+            f"context of {self.context} tokens; fix: shorten the {field}, lower max_tokens, or serve with "
+            "--truncate-prompts (keeps the prompt's last tokens)", field)
+
+    def sample(self, rows: list[list[int]], request: CompletionRequest) -> list[Sample]:
+        """``request.n`` samples per row, prompt-major, each cut at EOS or a stop string."""
+        with self._lock:
+            generated, logits = self._generate(rows, request)
+        samples = []
+        for s in range(generated.shape[0]):
+            ids, finish, counted = self._cut(generated[s].tolist(), request.stop)
+            samples.append(Sample(ids, finish, counted, None if logits is None else logits[: len(ids), s]))
+        return samples
 
     def _generate(self, rows: list[list[int]], request: CompletionRequest) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(S, T) generated ids (prompt-major, n per prompt) and, when logprobs are asked for, (T, S, V) raw logits."""
@@ -289,18 +299,11 @@ class CompletionEngine:
 
     # --- answers ---------------------------------------------------------------------------------------
 
-    def _choices(self, generated: torch.Tensor, logits: torch.Tensor | None,
-                 request: CompletionRequest) -> list[dict[str, Any]]:
-        """One choice per sequence; ``index`` is the sequence's place (prompt-major, n per prompt)."""
-        choices = []
-        for s in range(generated.shape[0]):
-            ids, finish, count = self._cut(generated[s].tolist(), request.stop)
-            choice = {"index": s, "text": self._decode(ids), "logprobs": None, "finish_reason": finish,
-                      "_tokens": count}
-            if logits is not None:
-                choice["logprobs"] = self._logprobs(ids, logits[: len(ids), s], request.logprobs or 0)
-            choices.append(choice)
-        return choices
+    def _choice(self, index: int, sample: Sample, k: int | None) -> dict[str, Any]:
+        """One completions choice; ``index`` is the sequence's place (prompt-major, n per prompt)."""
+        logprobs = None if sample.logits is None else self._logprobs(sample.ids, sample.logits, k or 0)
+        return {"index": index, "text": self.decode(sample.ids), "logprobs": logprobs,
+                "finish_reason": sample.finish_reason}
 
     def _cut(self, ids: list[int], stops: Sequence[str]) -> tuple[list[int], str, int]:
         """(the choice's tokens, its finish_reason, the tokens it counts in usage).
@@ -313,31 +316,29 @@ class CompletionEngine:
             ids, finish, count = ids[:end], "stop", end + 1
         else:
             finish, count = "length", len(ids)
-        text = self._decode(ids)
+        text = self.decode(ids)
         found = [text.find(s) for s in stops if s in text]
         if not found:
             return ids, finish, count
         cut, kept = min(found), 0
-        while kept < len(ids) and len(self._decode(ids[:kept])) < cut:
+        while kept < len(ids) and len(self.decode(ids[:kept])) < cut:
             kept += 1
         return ids[:kept], "stop", kept
 
-    def _decode(self, ids: Sequence[int]) -> str:
+    def decode(self, ids: Sequence[int]) -> str:
+        """The text of ``ids``, special tokens left out."""
         return self.tokenizer.decode(list(ids), skip_special_tokens=True, clean_up_tokenization_spaces=False)
 
     def _logprobs(self, ids: list[int], logits: torch.Tensor, k: int) -> dict[str, Any]:
         """OpenAI's legacy logprobs object from (T, V) raw logits: tokens, logprobs, top-K, text offsets."""
-        logprobs = torch.log_softmax(logits, dim=-1)  # (T, V)
-        chosen = logprobs.gather(-1, torch.as_tensor(ids, dtype=torch.long).unsqueeze(-1)).squeeze(-1).tolist()  # (T,)
-        top_values, top_indices = logprobs.topk(k, dim=-1) if k else (None, None)  # (T, K) each
+        chosen, top = logprob_table(ids, logits, k)  # (T,), (T, K)
         tokens = [token_text(self.tokenizer, i) for i in ids]
         top_rows = []
         for t, token in enumerate(tokens):
             row: dict[str, float] = {}
-            if k:
-                for value, index in zip(top_values[t].tolist(), top_indices[t].tolist()):
-                    row.setdefault(token_text(self.tokenizer, index), value)  # descending: keep the highest
+            for index, value in top[t]:
+                row.setdefault(token_text(self.tokenizer, index), value)  # descending: keep the highest
             row.setdefault(token, chosen[t])  # the sampled token is always listed (OpenAI)
             top_rows.append(row)
-        offsets = [len(self._decode(ids[:t])) for t in range(len(ids))]
+        offsets = [len(self.decode(ids[:t])) for t in range(len(ids))]
         return {"tokens": tokens, "token_logprobs": chosen, "top_logprobs": top_rows, "text_offset": offsets}

@@ -8,6 +8,7 @@ that looks finished. Layout of a world::
     <root>/corpus/dialogs.jsonl      dialogs shard
     <root>/corpus/summaries.jsonl    summaries shard (the ground truth behind each dialog)
     <root>/model/                    Hugging Face checkpoint: model and tokenizer together
+    <root>/judge/                    the world's judge (its own tokenizer and LM; absent with world.judge.enabled false)
     <root>/manifest.json             written last
 """
 
@@ -35,13 +36,14 @@ from ouro_ray.world.manifest import MANIFEST_FORMAT, MANIFEST_NAME, WorldManifes
 from ouro_ray.world.pretrain import build_model, encode_dialogs, pretrain
 from ouro_ray.world.tokenizer import train_tokenizer
 
-CODE_VERSION = "tiny-world/1"
+CODE_VERSION = "tiny-world/2"
 """Bump whenever the corpus, tokenizer or training code changes what a build produces."""
 
-WORLD_ENTRIES = frozenset({"corpus", "model", MANIFEST_NAME})
+WORLD_ENTRIES = frozenset({"corpus", "model", "judge", MANIFEST_NAME})
 """The only entries a world directory holds; anything else there means it is not ours to replace."""
 
 _PATHS = {"model_dir": "model", "dialogs": "corpus/dialogs.jsonl", "summaries": "corpus/summaries.jsonl"}
+JUDGE_DIR = "judge"
 
 
 def build_tiny_world(
@@ -108,6 +110,7 @@ def _build_into(staging: Path, cfg: WorldConfig, seed: int, key: str, progress: 
     write_shard(corpus.summaries, staging / _PATHS["summaries"], "summaries")
     progress(f"corpus: {len(corpus.dialogs)} dialogs, {sum(len(d['turns']) for d in corpus.dialogs)} turns")
     trained = _train_model(staging / _PATHS["model_dir"], cfg, corpus, seed, progress)
+    judge = _train_judge(staging / JUDGE_DIR, cfg, corpus, seed, progress)
     data = {
         "format": MANIFEST_FORMAT,
         "key": key,
@@ -117,7 +120,8 @@ def _build_into(staging: Path, cfg: WorldConfig, seed: int, key: str, progress: 
         "counts": {"dialogs": len(corpus.dialogs), "summaries": len(corpus.summaries), **trained.pop("counts")},
         **trained,
         "build_seconds": round(time.perf_counter() - start, 2),
-        "paths": dict(_PATHS),
+        "judge": judge,
+        "paths": {**_PATHS, **({"judge_dir": JUDGE_DIR} if judge else {})},
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
                      "tokenizers": tokenizers.__version__},
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -146,6 +150,15 @@ def _train_model(model_dir: Path, cfg: WorldConfig, corpus: Corpus, seed: int, p
         "final_loss": round(result.final_loss, 4),
         "train_losses": [[step, round(loss, 4)] for step, loss in result.train_losses],
     }
+
+
+def _train_judge(judge_dir: Path, cfg: WorldConfig, corpus: Corpus, seed: int, progress) -> dict | None:
+    """The world's judge beside the policy (None when ``world.judge.enabled`` is false)."""
+    if not cfg.judge.enabled:
+        return None
+    from ouro_ray.world.judge.train import train_judge
+
+    return train_judge(judge_dir, cfg.judge, corpus, seed, progress, save=_save_quietly)
 
 
 def _save_quietly(model, tokenizer, model_dir: Path) -> None:

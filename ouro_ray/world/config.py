@@ -55,6 +55,25 @@ class PretrainConfig:
     log_every: int = param(25, "report the training loss every this many steps", ge=1)
 
 
+def _judge_shape() -> TinyModelConfig:
+    return TinyModelConfig(vocab_size=1536, hidden_size=128, num_layers=4, num_heads=4, num_kv_heads=2,
+                           intermediate_size=384, max_seq_len=512)
+
+
+@dataclass(frozen=True)
+class JudgeModelConfig:
+    """The world's judge: its own small LM, trained on the project's judge prompts labelled by ground truth."""
+
+    enabled: bool = param(True, "build the judge beside the policy (the default AI judge of a tiny-world run)")
+    model: TinyModelConfig = param(factory=_judge_shape, doc="shape of the judge LM (its own tokenizer and context)")
+    steps: int = param(1000, "optimizer steps (each on a fresh batch of examples)", ge=1)
+    batch_size: int = param(16, "examples per step", ge=1)
+    lr: float = param(2e-3, "peak learning rate (linear warmup, then cosine decay to a tenth)", gt=0.0, lt=1.0)
+    warmup_steps: int = param(30, "steps of linear learning-rate warmup", ge=0)
+    weight_decay: float = param(0.01, "AdamW weight decay", ge=0.0, lt=1.0)
+    log_every: int = param(50, "report the training loss every this many steps", ge=1)
+
+
 @dataclass(frozen=True)
 class WorldConfig:
     """The tiny world: the embedded default model, built from a synthetic corpus (no model hub)."""
@@ -62,6 +81,7 @@ class WorldConfig:
     corpus: CorpusConfig = param(factory=CorpusConfig, doc="the synthetic dialog corpus")
     model: TinyModelConfig = param(factory=TinyModelConfig, doc="shape of the tiny LM")
     pretrain: PretrainConfig = param(factory=PretrainConfig, doc="pretraining of the tiny LM")
+    judge: JudgeModelConfig = param(factory=JudgeModelConfig, doc="the world's judge model (not the policy)")
     cache_dir: str | None = param(
         None, "where built worlds are cached by content hash; null means $OURO_CACHE or ~/.cache/ouro-ray/worlds"
     )
@@ -88,6 +108,13 @@ class WorldConfig:
                 f"world.model.num_kv_heads = {m.num_kv_heads}: must divide world.model.num_heads = {m.num_heads}; "
                 f"fix: pick a divisor of {m.num_heads}",
             ))
+        j = self.judge
+        if j.enabled and j.model.hidden_size % j.model.num_heads:
+            problems.append(("world.judge.model.num_heads", f"world.judge.model.num_heads = {j.model.num_heads}: must "
+                             f"divide world.judge.model.hidden_size = {j.model.hidden_size}; fix: pick a divisor"))
+        if j.enabled and j.warmup_steps >= j.steps:
+            problems.append(("world.judge.warmup_steps", f"world.judge.warmup_steps = {j.warmup_steps}: must be below "
+                             f"world.judge.steps = {j.steps}; fix: lower warmup_steps or raise steps"))
         if p.warmup_steps >= p.steps:
             problems.append((
                 "world.pretrain.warmup_steps",

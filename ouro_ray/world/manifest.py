@@ -35,6 +35,8 @@ class WorldManifest:
     cached: bool
     key: str
     seed: int
+    judge_dir: Path | None = None
+    """The world's judge model (None when the world was built without one)."""
 
     def describe(self) -> str:
         """A few lines on what was made, for the CLI to print."""
@@ -46,6 +48,7 @@ class WorldManifest:
             f"loss {self.initial_loss:.3f} -> {self.final_loss:.3f})",
             f"  dialogs:   {self.dialogs_path}  ({self.n_dialogs} dialogs)",
             f"  summaries: {self.summaries_path}",
+            f"  judge:     {self.judge_dir or 'none (world.judge.enabled: false)'}",
         ))
 
 
@@ -65,6 +68,7 @@ def manifest_record(root: Path, data: dict[str, Any], cached: bool) -> WorldMani
         cached=cached,
         key=str(data["key"]),
         seed=int(data["seed"]),
+        judge_dir=root / paths["judge_dir"] if paths.get("judge_dir") else None,
     )
 
 
@@ -77,7 +81,8 @@ def load_complete(root: Path, key: str) -> WorldManifest | None:
         world = manifest_record(root, data, cached=True)
     except (OSError, ValueError, KeyError, TypeError):  # missing, torn or foreign manifest: not complete
         return None
-    needed = (world.model_dir / "config.json", world.dialogs_path, world.summaries_path)
+    needed = (world.model_dir / "config.json", world.dialogs_path, world.summaries_path,
+              *((world.judge_dir / "config.json",) if world.judge_dir else ()))
     return world if all(p.is_file() for p in needed) else None
 
 

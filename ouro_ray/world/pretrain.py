@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -82,7 +83,7 @@ def pretrain(
     if not examples:
         raise ValueError("pretrain got no examples; fix: set world.corpus.n_dialogs >= 1")
     previous_threads = torch.get_num_threads()
-    torch.set_num_threads(_core_count())
+    torch.set_num_threads(core_count())
     try:
         return _train(model, examples, cfg, pad_id, seed, progress)
     finally:
@@ -94,13 +95,28 @@ def _train(model, examples, cfg: PretrainConfig, pad_id: int, seed: int, progres
     eval_batch = collate(examples[: min(len(examples), 4 * cfg.batch_size)], pad_id)
     initial = evaluate_loss(model, eval_batch)
     progress(f"pretrain: {cfg.steps} steps, batch {cfg.batch_size}, initial loss {initial:.3f}")
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, cfg.warmup_steps, cfg.steps))
-    model.train()
-    logged, running = [], []
-    for step in range(1, cfg.steps + 1):
+
+    def batch(step: int) -> dict[str, torch.Tensor]:
         idx = torch.randint(len(examples), (cfg.batch_size,), generator=gen).tolist()
-        loss = model(**collate([examples[i] for i in idx], pad_id)).loss
+        return collate([examples[i] for i in idx], pad_id)
+
+    logged = train_steps(model, batch, cfg, lambda step, mean, lr, _: progress(
+        f"pretrain: step {step}/{cfg.steps} loss {mean:.3f} lr {lr:.2e}"))
+    final = evaluate_loss(model, eval_batch)
+    progress(f"pretrain: done, loss {initial:.3f} -> {final:.3f}")
+    return PretrainResult(initial, final, tuple(logged))
+
+
+def train_steps(model, batch: Callable[[int], dict[str, torch.Tensor]], cfg,
+                report: Callable[[int, float, float, float], None]) -> list[tuple[int, float]]:
+    """``cfg.steps`` AdamW steps (lr, warmup_steps, weight_decay, log_every from ``cfg``) on ``batch(step)``;
+    every ``log_every`` steps ``report(step, mean loss, lr, seconds)``. Returns the logged mean losses."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg.warmup_steps, cfg.steps))
+    model.train()
+    logged, running, started = [], [], time.perf_counter()
+    for step in range(1, cfg.steps + 1):
+        loss = model(**batch(step)).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -108,13 +124,10 @@ def _train(model, examples, cfg: PretrainConfig, pad_id: int, seed: int, progres
         schedule.step()
         running.append(loss.item())
         if step % cfg.log_every == 0 or step == cfg.steps:
-            mean = sum(running) / len(running)
-            logged.append((step, mean))
+            logged.append((step, sum(running) / len(running)))
             running = []
-            progress(f"pretrain: step {step}/{cfg.steps} loss {mean:.3f} lr {schedule.get_last_lr()[0]:.2e}")
-    final = evaluate_loss(model, eval_batch)
-    progress(f"pretrain: done, loss {initial:.3f} -> {final:.3f}")
-    return PretrainResult(initial, final, tuple(logged))
+            report(step, logged[-1][1], schedule.get_last_lr()[0], time.perf_counter() - started)
+    return logged
 
 
 def collate(examples: Sequence[torch.Tensor], pad_id: int) -> dict[str, torch.Tensor]:
@@ -139,7 +152,7 @@ def evaluate_loss(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> flo
     return loss
 
 
-def _lr_factor(step: int, warmup: int, total: int) -> float:
+def lr_factor(step: int, warmup: int, total: int) -> float:
     """Linear warmup to 1, then cosine decay to 0.1 at ``total``."""
     if step < warmup:
         return (step + 1) / warmup
@@ -147,7 +160,7 @@ def _lr_factor(step: int, warmup: int, total: int) -> float:
     return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
-def _core_count() -> int:
+def core_count() -> int:
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux

@@ -40,18 +40,39 @@ class FirstAlwaysWins:
         return [0.9] * first.num_rows
 
 
-def test_randomised_order_cancels_a_judge_that_always_prefers_the_first_answer():
+def test_swap_averaging_turns_a_judge_that_always_prefers_the_first_answer_into_ties():
     a = _answers("policy", ["x"] * N_PROMPTS, [0.0] * N_PROMPTS)
     b = _answers("baseline", ["y"] * N_PROMPTS, [0.0] * N_PROMPTS)
     judge = FirstAlwaysWins()
     out = pack.compare([a, b], "baseline", judges=judge, mode="auto", tie_margin=0.1, n_boot=200)
-    assert judge.seen == N_PROMPTS and out["judge"] == "first-always"
-    assert out["position_bias"]["position_bias"] == 1.0  # every decisive verdict went to the first-shown answer
+    assert judge.seen == 2 * N_PROMPTS and out["judge"] == "first-always"  # every pair asked in both orders
+    # P(policy better) = (0.9 + (1 − 0.9)) / 2 = 0.5 exactly: a tie, whatever the slot
     win = out["win_rate"]["policy"]
-    assert 0.35 < win["value"] < 0.65 and win["ci"][0] < 0.5 < win["ci"][1]  # ... and the bias cancelled
-    assert abs(out["elo"]["policy"]["rating"] - out["elo"]["baseline"]["rating"]) < 100
-    # without the coin (policy always shown first) the same judge would hand the policy every win:
-    assert win["wins"] not in (0, N_PROMPTS)
+    assert (win["wins"], win["losses"], win["ties"]) == (0, 0, N_PROMPTS) and win["value"] == 0.5
+    assert out["elo"]["policy"]["rating"] == pytest.approx(out["elo"]["baseline"]["rating"])
+    assert out["position_bias"]["position_bias"] == 1.0  # every single-order verdict went to the first slot ...
+    assert out["position_consistency"] == {"value": 0.0, "n": N_PROMPTS}  # ... so the two orders never agree
+
+
+class Prefers:
+    """A pairwise judge that reads the answers: P(first better) = 0.8 when the first says "good"."""
+
+    def pairwise_judges(self):
+        return ["reader"]
+
+    def prefer(self, first: pa.Table, second: pa.Table) -> list[float]:
+        f, s = first.column("candidate").to_pylist(), second.column("candidate").to_pylist()
+        return [0.8 if x == "good" else 0.2 if y == "good" else 0.5 for x, y in zip(f, s)]
+
+
+def test_a_judge_that_reads_answers_is_consistent_in_both_orders():
+    a = _answers("policy", ["good"] * 6 + ["meh"] * 2, [0.0] * 8)
+    b = _answers("baseline", ["meh"] * 8, [0.0] * 8)
+    out = pack.compare([a, b], "baseline", judges=Prefers(), mode="judges", tie_margin=0.1, n_boot=200)
+    win = out["win_rate"]["policy"]
+    # 6 × (0.8 + (1 − 0.2)) / 2 = 0.8: wins; 2 × 0.5: ties → (6 + 1) / 8
+    assert (win["wins"], win["losses"], win["ties"]) == (6, 0, 2) and win["value"] == pytest.approx(7 / 8)
+    assert out["position_consistency"]["value"] == 1.0 and out["position_bias"]["position_bias"] == 0.0
 
 
 def test_reward_judging_picks_the_higher_reward_and_ties_within_the_margin():
@@ -118,3 +139,33 @@ def test_ouro_eval_end_to_end_writes_every_file(tiny_model_dir, tmp_path):
     header = (out / "results.csv").read_text().splitlines()[0]
     assert header == "model,prompt_id,metric,value,n"
     assert np.isfinite(report["pairwise"]["elo"][report["models"][0]]["rating"])
+    # the independent grade beside the teachers' figures, per model, and it decided the comparisons
+    assert report["grade_judge"] == "oracle" and report["prompt_set"] == "the config's held-out prompts"
+    for model in report["models"]:
+        m = report["metrics"][model]
+        assert m["grade_n"]["value"] + m["grade_unknown"]["value"] == m["reward_mean"]["n"]
+        for metric in ("grade_mean", "grade_pass", "grade_safety", "grade_facts", "fact_f1", "grade_voice",
+                       "reward_gap"):
+            assert set(m[metric]) == {"value", "ci", "n"}, metric
+    assert report["pairwise"]["judge"] == "grade:oracle"
+    assert report["pairwise"]["position_consistency"]["value"] == 1.0
+    assert {"grade_mean", "grade_pass", "reward_gap"} <= {line.split(",")[2] for line in
+                                                          (out / "results.csv").read_text().splitlines()[1:]}
+    md = (out / "report.md").read_text()
+    assert "Independent grade: oracle" in md and "Position consistency: 1.000" in md
+
+
+def test_ouro_eval_without_config_or_prompts_uses_the_builtin_held_out_set(tiny_model_dir, tmp_path):
+    """`ouro eval --policy HF_DIR --baseline HF_DIR` and nothing naming prompts: the built-in set, not a stop."""
+    from ouro_ray.cli import main
+
+    out = tmp_path / "eval"
+    argv = ["eval", "--policy", tiny_model_dir, "--baseline", tiny_model_dir, "--out", str(out),
+            "rollout.workers.num_workers=0", "judges.max_workers=0", "judges.llm.enabled=false", "evaluation.n=1",
+            "evaluation.size=12", "evaluation.bootstrap=100", "evaluation.stress=false",
+            "rollout.sampling.max_new_tokens=8"]
+    assert main(argv) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["prompt_set"].startswith("built-in tiny-world held-out set (12 prompts")
+    assert report["n_prompts"] == 12 and report["metrics"][report["models"][0]]["grade_unknown"]["value"] == 0
+    assert "Prompt set: built-in tiny-world held-out set" in (out / "report.md").read_text()

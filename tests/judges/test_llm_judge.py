@@ -100,3 +100,30 @@ def test_real_tiny_model_gives_bounded_scores_per_dimension(tiny_model_dir, toke
 def test_unknown_dimension_is_refused(tokenizer):
     with pytest.raises(ValueError, match="valid: helpful"):
         LLMJudge(StubLM(len(tokenizer), {}), tokenizer, dimensions=("wit",))
+
+
+def test_an_overlong_prompt_is_shortened_in_the_answer_never_fed_through(tokenizer):
+    """The quoted answer is cut (never the rubric) until the prompt fits the context, and counted."""
+    from ouro_ray.judges.rubric import judge_prompt
+
+    ids = digit_token_ids(tokenizer)
+    long_item = JudgeItem("p1", "c-long", ITEM.prompt, "The Veltra reactor runs hot. " * 200, ITEM.target)
+    rubric_only = len(tokenizer(judge_prompt(ITEM, "helpful", "Q?", ""))["input_ids"])
+    context = rubric_only + 40
+    judge = LLMJudge(StubLM(len(tokenizer), {ids["4"][0]: 0.0}), tokenizer, dimensions=("helpful",), context=context)
+    seen = []
+    real = judge.digit_logprobs
+    judge.digit_logprobs = lambda prompts, digits: seen.extend(prompts) or real(prompts, digits)
+    [verdict] = judge.score([long_item, ITEM])[:1]
+    assert verdict.scores["helpful"] == pytest.approx(0.5, abs=1e-6)
+    assert all(len(tokenizer(p)["input_ids"]) <= context for p in seen)
+    assert "[cut]" in seen[0] and "Score (1-5):" in seen[0] and "Dimension: helpful" in seen[0]
+    assert judge.take_stats() == {"prompts": 2, "shortened": 1}
+    assert judge.take_stats() == {"prompts": 0, "shortened": 0}
+
+
+def test_a_prompt_that_cannot_fit_even_without_the_answer_is_refused_with_the_item(tokenizer):
+    ids = digit_token_ids(tokenizer)
+    judge = LLMJudge(StubLM(len(tokenizer), {ids["4"][0]: 0.0}), tokenizer, dimensions=("helpful",), context=20)
+    with pytest.raises(ValueError, match=r"candidate 'c0' of prompt 'p1'.*judge's context is 20"):
+        judge.score([ITEM])

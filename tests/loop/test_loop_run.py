@@ -21,11 +21,14 @@ ROUNDS = 2
 def _overrides(model_dir: str) -> list[str]:
     return [
         f"model.path={model_dir}", "cluster.namespace=ouro-test", f"rounds={ROUNDS}",
-        "data.synthetic_dialogs=6", "loop.prompts_per_round=16", "distill.use_ai=false",
+        "data.synthetic_dialogs=6", "loop.prompts_per_round=16", "distill.use_ai=true",
         "rollout.sampling.n=2", "rollout.sampling.max_new_tokens=12",
         "rollout.workers.num_workers=1", "rollout.workers.num_cpus=0.5",
         "reference.workers.num_workers=1", "reference.workers.num_cpus=0.25",
-        "judges.llm.enabled=false", "judges.min_workers=1", "judges.max_workers=1", "judges.num_cpus=0.25",
+        # RLAIF: the world's own judge (judges.llm.model auto) and the constitution, beside the rules
+        "judges.llm.enabled=true", "judges.constitution.enabled=true", "judges.constitution.per_prompt=1",
+        "judges.constitution.max_new_tokens=24", "learner.ppo.ptx_coef=0.1",
+        "judges.min_workers=1", "judges.max_workers=1", "judges.num_cpus=0.25",
         "learner.algo=ppo", "learner.num_workers=1", "learner.num_cpus_per_worker=0.5",
         "learner.optim.lr=1e-3", "learner.optim.micro_batch_size=16",
         "evaluation.held_out_dialogs=4", "evaluation.size=8", "evaluation.n=2",
@@ -77,6 +80,26 @@ def test_every_stage_writes_its_shard_with_the_right_schema(finished_run):
     assert any("~r1" in p for p in prompts)
 
 
+def test_the_ai_judge_and_the_constitution_score_every_round(finished_run):
+    """AI feedback is real: the world's judge scores every candidate, the constitution critiques and revises one
+    candidate per prompt, and the counts are in the metrics."""
+    run_dir, history = finished_run
+    for r in range(ROUNDS):
+        scores = pq.read_table(run_dir.path / f"round_{r:03d}" / "scores.parquet")
+        teachers = scores.column("teacher").to_pylist()
+        candidates = pq.read_table(run_dir.path / f"round_{r:03d}" / "candidates.parquet").num_rows
+        assert teachers.count("llm-judge") == candidates  # every candidate, by the AI judge
+        n_prompts = len(set(scores.column("prompt_id").to_pylist()))
+        assert teachers.count("constitution") == n_prompts  # candidate c0 of each prompt, critiqued and revised
+        m = history[r + 1]
+        assert m["constitution_revised"] == n_prompts and m["judge_prompts"] >= 3 * candidates
+        assert m["judge_shortened"] == 0  # the world's prompts fit its judge's context
+        assert m["constitution_pairs"] >= 0
+        if m["constitution_pairs"]:
+            pairs = pq.read_table(run_dir.path / f"round_{r:03d}" / "constitution_pairs.parquet")
+            assert pairs.num_rows == m["constitution_pairs"] and set(pairs.column("source").to_pylist()) == {"constitution"}
+
+
 def test_metrics_cover_round_zero_and_every_round_and_the_reward_moved(finished_run):
     run_dir, history = finished_run
     metrics = json.loads((run_dir.path / "metrics.json").read_text())["rounds"]
@@ -96,7 +119,15 @@ def test_metrics_cover_round_zero_and_every_round_and_the_reward_moved(finished_
         assert lo <= m["reward_mean"] <= hi and m["reward_mean_n"] == m["n_candidates"]
     assert "win_rate" not in metrics[0]
     assert all(0.0 <= m["win_rate"] <= 1.0 and m["win_rate_n"] == m["n_candidates"] for m in metrics[1:])
-    assert metrics[1]["win_rate_judge"] == "reward"  # no pairwise judge configured: compared by reward
+    # the independent grade (the oracle, kept out of the reward) beside the teachers' reward, and it decides
+    # the win rate, each comparison in both orders
+    for m in metrics:
+        assert m["grade_judge"] == "oracle" and m["grade_n"] + m["grade_unknown"] == m["n_candidates"]
+        for key in ("grade_mean", "grade_pass", "grade_safety", "grade_voice", "reward_gap"):
+            lo, hi = m[f"{key}_ci"]
+            assert lo <= m[key] <= hi, key
+        assert -2.0 <= m["reward_gap"] <= 2.0
+    assert metrics[1]["win_rate_judge"] == "grade:oracle" and metrics[1]["position_consistency"] == 1.0
 
 
 def test_async_mode_makes_the_next_rounds_experience_while_the_update_trains(finished_run):
@@ -116,7 +147,14 @@ def test_run_writes_the_report_files_and_the_policy(finished_run):
     header = (p / "training_history.csv").read_text().splitlines()[0].split(",")
     assert header[:4] == ["epoch", "avg_reward", "safety_score", "kl"]
     assert {"reward_mean_ci_lo", "reward_mean_ci_hi", "win_rate"} <= set(header)  # intervals as two columns
+    assert {"grade_mean", "grade_mean_ci_lo", "grade_pass", "reward_gap", "grade_unknown"} <= set(header)
     assert (p / "metrics.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (p / "grade_gap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for r in range(ROUNDS + 1):  # the oracle's verdicts beside the held-out scores, every measurement
+        grades = pq.read_table(p / f"round_{r:03d}" / "heldout_grades.parquet")
+        assert grades.num_rows == pq.read_table(p / f"round_{r:03d}" / "heldout_candidates.parquet").num_rows
+    console = (p.parent / "console.txt").read_text()
+    assert "grade_" in console and "(G)" in console and "(T)" in console  # who decided each column
     report = json.loads((p / "safety_report.json").read_text())
     assert report["epochs"] == ROUNDS and "convergence_epoch" in report
     AutoModelForCausalLM.from_pretrained(p / "policy")  # the exported policy is a plain HF directory

@@ -125,8 +125,10 @@ def test_plot_rounds_with_one_metric_and_one_round(tmp_path: Path) -> None:
 def test_metrics_table_rows_and_columns() -> None:
     table = metrics_table(ROUNDS)
     assert table.row_count == 3
-    # Main metrics in their order, then other numeric keys sorted.
-    assert [c.header for c in table.columns] == ["round", "reward_mean", "safety", "persona", "kl", "content", "n"]
+    # Main metrics in their order, then other numeric keys sorted; the training teachers' columns say so.
+    # (headers break after underscores; (T) marks the training teachers' figures)
+    assert [c.header for c in table.columns] == ["round", "reward_\nmean\n(T)", "safety\n(T)", "persona\n(T)", "kl",
+                                                 "content\n(T)", "n"]
     persona = table.columns[3]
     assert list(persona.cells) == ["0.500", "–", "0.750"]
     assert list(table.columns[1].cells)[0] == "0.237"
@@ -137,6 +139,33 @@ def test_metrics_table_explicit_keys() -> None:
     table = metrics_table(ROUNDS, keys=["kl"])
     assert [c.header for c in table.columns] == ["round", "kl"]
     assert list(table.columns[1].cells) == ["0.000", "0.012", "0.031"]
+
+
+GRADED = [
+    {"round": 0, "reward_mean": 0.2, "grade_mean": 0.1, "reward_gap": 0.1, "grade_pass": 0.25, "grade_judge": "oracle",
+     "reward_mean_ci": [0.1, 0.3], "grade_mean_ci": [0.0, 0.2], "reward_gap_ci": [0.0, 0.2], "kl": 0.0},
+    {"round": 1, "reward_mean": 0.8, "grade_mean": 0.1, "reward_gap": 0.7, "grade_pass": 0.25, "grade_judge": "oracle",
+     "reward_mean_ci": [0.7, 0.9], "grade_mean_ci": [0.0, 0.2], "reward_gap_ci": [0.6, 0.8], "kl": 0.1,
+     "win_rate": 0.5, "win_rate_judge": "grade:oracle"},
+]
+
+
+def test_metrics_table_adds_the_independent_grade_and_says_who_decided() -> None:
+    table = metrics_table(GRADED, keys=["reward_mean", "win_rate", "kl"])  # `ouro run` passes its own keys
+    assert [c.header.replace("_\n", "_") for c in table.columns] == [
+        "round", "reward_mean\n(T)", "grade_mean\n(G)", "reward_gap\n(G)", "grade_pass\n(G)", "win_rate\n(G)", "kl"]
+    assert list(table.columns[3].cells) == ["0.100", "0.700"]  # reward up 0.6, grade flat: the gap shows it
+    assert "independent grade (oracle)" in str(table.title)
+    assert before_after(GRADED)[-3:] == ["grade_mean  0.100 → 0.100  (+0.000)", "reward_gap  0.100 → 0.700  (+0.600)",
+                                         "grade_pass  0.250 → 0.250  (+0.000)"]
+
+
+def test_grade_gap_plot(tmp_path: Path) -> None:
+    from ouro_ray.loop.report import plot_grade_gap
+
+    assert plot_grade_gap(GRADED, tmp_path / "gap.png", title="t").read_bytes().startswith(b"\x89PNG")
+    with pytest.raises(ValueError, match="evaluation.teachers"):
+        plot_grade_gap(ROUNDS, tmp_path / "none.png", title="no grade")
 
 
 def test_before_after_lines() -> None:

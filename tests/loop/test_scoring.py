@@ -111,3 +111,40 @@ def test_review_queue_holds_disagreements_and_spot_checks():
     assert queue[0]["candidate_id"] == "c0" and queue[0]["round"] == 3
     assert set(queue[0]["teachers"]) == {"persona", "llm-judge"}
     assert queue[1]["candidate_id"] in ("c1", "c2")
+
+
+class _Output:
+    def __init__(self, scores: pa.Table):
+        self.scores, self.pairs = scores, None
+
+
+class _FixedJudges:
+    """Teachers that score every item with the RULES verdicts (reward 1/18, worked out above)."""
+
+    def __init__(self):
+        self.seen = None
+
+    def score(self, items: pa.Table) -> _Output:
+        self.seen = items
+        rows = [(pid, cid, *rest) for pid, cid in zip(items.column("prompt_id").to_pylist(),
+                                                     items.column("candidate_id").to_pylist())
+                for _, _, *rest in RULES]
+        return _Output(_scores(rows))
+
+
+def test_score_candidates_is_the_one_path_items_teachers_humans_lambda():
+    from ouro_ray.loop.scoring import score_candidates
+
+    prompts = pa.table({"prompt_id": ["p", "q"], "prompt": ["How?", "Why?"], "label": ["safe", "unsafe"]})
+    candidates = pa.table({"prompt_id": ["p", "q"], "candidate_id": ["c0", "c0"], "text": ["a", "b"]})
+    human = _scores([("q", "c0", "human", "human", {"overall": -0.8}, -0.8)])
+    judges = _FixedJudges()
+    scored = score_candidates(candidates, prompts, judges, ScoringConfig(), human)
+    assert judges.seen.column("target").to_pylist()[1]["behavior"] == "refuse"  # items joined with the prompts
+    assert scored.scores.num_rows == 2 * len(RULES) + 1  # every teacher's row, then the human row
+    rewards = {r["prompt_id"]: (r["reward"], r["source"]) for r in scored.rewards.to_pylist()}
+    assert rewards["p"][0] == pytest.approx(1 / 18) and rewards["p"][1] == "teachers"
+    assert rewards["q"][0] == pytest.approx(-0.8) and rewards["q"][1] == "human"  # the human replaced it
+    with pytest.raises(KeyError, match="'r'"):
+        score_candidates(pa.table({"prompt_id": ["r"], "candidate_id": ["c0"], "text": ["x"]}), prompts, judges,
+                         ScoringConfig())

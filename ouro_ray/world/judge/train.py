@@ -1,0 +1,109 @@
+"""Build the world's judge: its own tokenizer and small LM, trained on ground-truth-labelled judge prompts.
+
+Notation: ``B`` examples in a batch, ``T`` tokens in the longest. An example is a judge prompt and
+the completion a competent judge gives (:mod:`ouro_ray.world.judge.examples`); the loss is the
+next-token cross-entropy over the completion tokens only (the prompt is context, not a target), so
+every step teaches verdicts, critiques, revisions and summaries rather than the prompt's boilerplate.
+Each step draws a fresh batch of examples from the training split; whole answer families and some
+phrasings and catalog entries are held out (:class:`~ouro_ray.world.judge.answers.Split`).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+
+from ouro_ray.world.config import JudgeModelConfig
+from ouro_ray.world.judge.answers import Split
+from ouro_ray.world.judge.examples import Example, make_examples
+from ouro_ray.world.pretrain import IGNORE_INDEX, build_model, core_count, train_steps
+from ouro_ray.world.tokenizer import train_tokenizer
+
+JUDGE_SEED_OFFSET = 7919
+"""The judge's streams are derived from the world seed plus this, so judge and policy never share one."""
+
+
+def encode_example(tokenizer, ex: Example, max_len: int) -> tuple[list[int], int] | None:
+    """``(token ids, number of prompt tokens)``; None when the example does not fit ``max_len``."""
+    if ex.chat:
+        rendered = tokenizer.apply_chat_template([{"role": "user", "content": ex.prompt}], tokenize=False,
+                                                 add_generation_prompt=True)
+        prompt = tokenizer(rendered, add_special_tokens=False)["input_ids"]
+        completion = tokenizer(ex.completion, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    else:
+        prompt = tokenizer(ex.prompt, add_special_tokens=False)["input_ids"]
+        completion = tokenizer(ex.completion, add_special_tokens=False)["input_ids"]
+    ids = prompt + completion
+    return (ids, len(prompt)) if len(ids) <= max_len else None
+
+
+def collate(encoded: Sequence[tuple[list[int], int]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded batch; labels only on the completion tokens."""
+    longest = max(len(ids) for ids, _ in encoded)
+    input_ids = torch.full((len(encoded), longest), pad_id, dtype=torch.long)  # (B, T)
+    attention_mask = torch.zeros((len(encoded), longest), dtype=torch.long)  # (B, T)
+    labels = torch.full((len(encoded), longest), IGNORE_INDEX, dtype=torch.long)  # (B, T)
+    for row, (ids, n_prompt) in enumerate(encoded):
+        input_ids[row, :len(ids)] = torch.tensor(ids)
+        attention_mask[row, :len(ids)] = 1
+        labels[row, n_prompt:len(ids)] = torch.tensor(ids[n_prompt:])
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+
+
+def train_judge(model_dir: Path, cfg: JudgeModelConfig, corpus, seed: int, progress: Callable[[str], None],
+                save: Callable[..., None]) -> dict:
+    """Train the judge and save it (model and tokenizer) into ``model_dir``; return the manifest's part."""
+    start = time.perf_counter()
+    jseed = seed + JUDGE_SEED_OFFSET
+    n_train = cfg.steps * cfg.batch_size
+    examples = make_examples(n_train, jseed, Split(held_out=False), (corpus.dialogs, corpus.summaries))
+    texts = [ex.prompt + ex.completion for ex in examples[:4000]] + [t["text"] for d in corpus.dialogs for t in d["turns"]]
+    tokenizer = train_tokenizer(texts, cfg.model.vocab_size, cfg.model.max_seq_len)
+    encoded = [e for e in (encode_example(tokenizer, ex, cfg.model.max_seq_len) for ex in examples) if e is not None]
+    if len(encoded) < len(examples):
+        progress(f"judge: {len(examples) - len(encoded)} examples longer than {cfg.model.max_seq_len} tokens left out")
+    model = build_model(cfg.model, tokenizer, jseed)
+    n_params = sum(p.numel() for p in model.parameters())
+    progress(f"judge: {len(encoded)} training examples, tokenizer {len(tokenizer)} tokens, {cfg.model.arch} "
+             f"{n_params / 1e6:.2f}M parameters, {cfg.steps} steps")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(core_count())
+    try:
+        losses = _train(model, encoded, cfg, tokenizer.pad_token_id, jseed, progress)
+    finally:
+        torch.set_num_threads(previous)
+    model.eval()
+    save(model, tokenizer, model_dir)
+    return {"n_params": n_params, "examples": len(encoded), "train_losses": losses,
+            "seconds": round(time.perf_counter() - start, 2)}
+
+
+def batches_by_length(lengths: Sequence[int], batch_size: int, steps: int, seed: int, window: int = 8) -> list[list[int]]:
+    """``steps`` batches of example indices: shuffled, then sorted by length within windows of ``window`` batches
+    (less padding, so more examples per second), the batches themselves in a shuffled order. Indices wrap
+    around when the steps need more examples than there are."""
+    rng = random.Random(seed)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    need = steps * batch_size
+    order = (order * (need // len(order) + 1))[:need]
+    span = window * batch_size
+    out: list[list[int]] = []
+    for start in range(0, need, span):
+        chunk = sorted(order[start:start + span], key=lambda i: lengths[i])
+        out += [chunk[k:k + batch_size] for k in range(0, len(chunk), batch_size)]
+    rng.shuffle(out)
+    return out
+
+
+def _train(model, encoded, cfg: JudgeModelConfig, pad_id: int, seed: int, progress) -> list[list[float]]:
+    """One pass over the examples in length-bucketed batches, ``cfg.batch_size`` a step."""
+    plan = batches_by_length([len(ids) for ids, _ in encoded], cfg.batch_size, cfg.steps, seed)
+    logged = train_steps(model, lambda step: collate([encoded[i] for i in plan[step - 1]], pad_id), cfg,
+                         lambda step, mean, lr, seconds: progress(
+                             f"judge: step {step}/{cfg.steps} loss {mean:.3f} ({seconds:.0f} s)"))
+    return [[step, round(loss, 4)] for step, loss in logged]
