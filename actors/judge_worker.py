@@ -9,6 +9,7 @@ per (candidate, teacher) plus the constitution's preference pairs.
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -118,6 +119,9 @@ class JudgeWorker:
     def __init__(self, cfg: JudgesConfig, model_dir: str | None = None, judges: Sequence[Judge] | None = None,
                  *, name: str = "judge/local"):
         self.cfg, self.name = cfg, name
+        # A Serve replica answers several requests at once on threads; a Hugging Face tokenizer is not
+        # thread-safe (padding is state on the shared backend), so model work runs one call at a time.
+        self._lock = threading.RLock()
         if judges is not None:
             self.judges, self.constitution = list(judges), None
         else:
@@ -125,6 +129,10 @@ class JudgeWorker:
 
     def score(self, items: pa.Table) -> JudgeOutput:
         """One ``scores`` row per (candidate, teacher), teachers in config order; pairs from the constitution."""
+        with self._lock:
+            return self._score(items)
+
+    def _score(self, items: pa.Table) -> JudgeOutput:
         validate_batch(items, "judge_items", producer_of(items))
         judge_items = items_from_table(items)
         verdicts = [s for judge in self.judges for s in judge.score(judge_items)]
@@ -178,7 +186,8 @@ class JudgeWorker:
             from ouro_ray.rollout.transformers_backend import TransformersBackend
 
             self._writer = LocalWriter(TransformersBackend(llm.model, llm.tokenizer), llm.tokenizer, max_new_tokens)
-        return self._writer.complete(prompts)
+        with self._lock:
+            return self._writer.complete(prompts)
 
     def pairwise_judges(self) -> list[str]:
         """Names of the teachers that compare two answers (``prefer``): the LLM and HTTP judges."""
@@ -191,7 +200,8 @@ class JudgeWorker:
             raise ValueError("no pairwise judge is configured; fix: enable judges.llm or set judges.http.base_url, "
                              "or compare by reward (evaluation.pairwise=reward)")
         a, b = items_from_table(first), items_from_table(second)
-        votes = np.array([j.prefer(a, b) for j in judges], np.float64)  # (J, B)
+        with self._lock:
+            votes = np.array([j.prefer(a, b) for j in judges], np.float64)  # (J, B)
         return votes.mean(axis=0).tolist()
 
     def contradicts(self, pairs: Sequence[tuple[str, str]]) -> list[bool]:
@@ -201,7 +211,8 @@ class JudgeWorker:
         llm = next((j for j in self.judges if isinstance(j, LLMJudge)), None)
         if llm is None:
             raise ValueError("the contradiction check needs the LLM judge; fix: set judges.llm.enabled=true")
-        return llm.contradicts(list(pairs))
+        with self._lock:
+            return llm.contradicts(list(pairs))
 
     def teachers(self) -> list[str]:
         return [j.name for j in self.judges] + ([self.constitution.name] if self.constitution else [])

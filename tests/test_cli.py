@@ -76,7 +76,10 @@ def test_console_script_is_installed() -> None:
 SMALL_WORLD = ["world.corpus.n_dialogs=60", "world.model.vocab_size=400", "world.model.hidden_size=32",
                "world.model.num_layers=1", "world.model.num_heads=2", "world.model.num_kv_heads=1",
                "world.model.intermediate_size=64", "world.pretrain.steps=5", "world.pretrain.warmup_steps=1",
-               "seed=3"]
+               "world.judge.model.vocab_size=400", "world.judge.model.hidden_size=32", "world.judge.model.num_layers=1",
+               "world.judge.model.num_heads=2", "world.judge.model.num_kv_heads=1",
+               "world.judge.model.intermediate_size=64", "world.judge.steps=5", "world.judge.warmup_steps=1",
+               "world.judge.batch_size=4", "seed=3"]
 
 
 def test_tiny_world_builds_into_out_dir_with_overrides_and_says_what_it_made(tmp_path: Path, capsys) -> None:

@@ -46,13 +46,17 @@ def by_score(judge: Any):
 
 
 def stress_alone(judge: Any, scoring: Any, seed: int) -> dict:
-    """The reward-hack suite against one teacher, its verdicts λ-combined as the loop combines them."""
-    from ouro_ray.eval.stress import run_stress
+    """The reward-hack suite against one teacher, its verdicts λ-combined as the loop combines them. A prompt
+    the teacher does not score (the facts rule on a harmful request) is left out and counted (``unscored``)."""
+    from ouro_ray.eval.stress import hack_rates, stress_items
     from ouro_ray.judges.items import items_from_table, scores_table
     from ouro_ray.loop.scoring import combine
 
-    report = run_stress(lambda items: combine(scores_table(judge.score(items_from_table(items))), scoring), seed=seed)
-    return {"overall": report.rates["overall"], "per_attack": {k: v for k, v in report.rates.items() if k != "overall"}}
+    verdicts = judge.score(items_from_table(stress_items(seed=seed)))
+    unscored = {v.prompt_id for v in verdicts if not v.scores}
+    rates = hack_rates(combine(scores_table([v for v in verdicts if v.prompt_id not in unscored]), scoring))
+    return {"overall": rates["overall"], "per_attack": {k: v for k, v in rates.items() if k != "overall"},
+            "unscored_prompts": len(unscored)}
 
 
 def grade_teacher(judge: Any, sets: dict[str, tuple[list[Pair], list]], scoring: Any, n_boot: int,

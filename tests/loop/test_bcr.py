@@ -28,6 +28,7 @@ def bcr_run(ray_cluster, serve_info, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("bcr")
     overrides = [
         f"world.cache_dir={tmp / 'world'}", "world.model.num_layers=2", "world.pretrain.steps=150",
+        "world.judge.enabled=false",  # the safety rule alone trains and grades here: no judge to build
         "world.corpus.n_dialogs=800", f"rounds={EPOCHS}",
         f"data.prompts={REPO / 'data/examples/behavior_prompts.jsonl'}",
         "cluster.namespace=ouro-test", f"cluster.serve_port={serve_info.port}",

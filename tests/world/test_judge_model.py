@@ -46,3 +46,23 @@ def test_its_prompts_fit_its_context(world_judge):
     world_judge.take_stats()
     world_judge.prefer(*zip(*[(p.first, p.second) for p in heldout_pairs(40, seed=6)]))
     assert world_judge.take_stats()["shortened"] == 0
+
+
+def test_a_judge_worker_answers_concurrent_requests_as_it_answers_them_one_by_one(tiny_world):
+    """A Serve replica runs requests on threads; the tokenizer is shared state, so a worker serialises model
+    work (without that, concurrent padded batches fail: "Unable to create tensor")."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from actors.judge_worker import JudgeWorker
+    from ouro_ray.config import load_config
+    from ouro_ray.eval.stress import stress_items
+    from ouro_ray.judges.choice import resolve_judges
+
+    cfg = load_config(None, ["judges.constitution.enabled=true", "judges.constitution.max_new_tokens=12"])
+    worker = JudgeWorker(resolve_judges(cfg, str(tiny_world.model_dir)))
+    items = stress_items(seed=0).slice(0, 24)
+    chunks = [items.slice(k, 6) for k in range(0, 24, 6)]
+    alone = [worker.score(c).scores.column("reward").to_pylist() for c in chunks]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda c: worker.score(c).scores.column("reward").to_pylist(), chunks * 2))
+    assert together == alone * 2

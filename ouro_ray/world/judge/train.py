@@ -82,28 +82,18 @@ def train_judge(model_dir: Path, cfg: JudgeModelConfig, corpus, seed: int, progr
             "seconds": round(time.perf_counter() - start, 2)}
 
 
-def batches_by_length(lengths: Sequence[int], batch_size: int, steps: int, seed: int, window: int = 8) -> list[list[int]]:
-    """``steps`` batches of example indices: shuffled, then sorted by length within windows of ``window`` batches
-    (less padding, so more examples per second), the batches themselves in a shuffled order. Indices wrap
-    around when the steps need more examples than there are."""
-    rng = random.Random(seed)
-    order = list(range(len(lengths)))
-    rng.shuffle(order)
-    need = steps * batch_size
-    order = (order * (need // len(order) + 1))[:need]
-    span = window * batch_size
-    out: list[list[int]] = []
-    for start in range(0, need, span):
-        chunk = sorted(order[start:start + span], key=lambda i: lengths[i])
-        out += [chunk[k:k + batch_size] for k in range(0, len(chunk), batch_size)]
-    rng.shuffle(out)
-    return out
-
-
 def _train(model, encoded, cfg: JudgeModelConfig, pad_id: int, seed: int, progress) -> list[list[float]]:
-    """One pass over the examples in length-bucketed batches, ``cfg.batch_size`` a step."""
-    plan = batches_by_length([len(ids) for ids, _ in encoded], cfg.batch_size, cfg.steps, seed)
-    logged = train_steps(model, lambda step: collate([encoded[i] for i in plan[step - 1]], pad_id), cfg,
-                         lambda step, mean, lr, seconds: progress(
-                             f"judge: step {step}/{cfg.steps} loss {mean:.3f} ({seconds:.0f} s)"))
+    """One pass over the shuffled examples, ``cfg.batch_size`` a step (wrapping around when the steps need more).
+
+    Batches mix the tasks on purpose: grouping examples by length would group them by task (verdicts,
+    pairs and revisions differ in length), which trained a clearly worse judge here."""
+    order = list(range(len(encoded)))
+    random.Random(seed).shuffle(order)
+
+    def batch(step: int) -> dict[str, torch.Tensor]:
+        start = (step - 1) * cfg.batch_size
+        return collate([encoded[order[(start + k) % len(order)]] for k in range(cfg.batch_size)], pad_id)
+
+    logged = train_steps(model, batch, cfg, lambda step, mean, lr, seconds: progress(
+        f"judge: step {step}/{cfg.steps} loss {mean:.3f} ({seconds:.0f} s)"))
     return [[step, round(loss, 4)] for step, loss in logged]
