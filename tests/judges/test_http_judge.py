@@ -7,19 +7,21 @@ HTTP 500 first, and whether every request gets HTTP 400. It records the most req
 
 from __future__ import annotations
 
+
 import json
 import math
 import random
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Callable
 
 import pytest
+from _fake_http import item, serving
 
 from ouro_ray.judges.http import HTTPJudge, JudgeHTTPError, merge_top_logprobs, read_choice
-from ouro_ray.judges.protocol import Judge, JudgeItem, PairwiseJudge
+from ouro_ray.judges.protocol import Judge, PairwiseJudge
 
 Respond = Callable[[str], "tuple[dict[str, float], str]"]
 """prompt text → (top_logprobs at the one generated position, the sampled text)."""
@@ -96,16 +98,11 @@ def _handler(state: FakeCompletions) -> type[BaseHTTPRequestHandler]:
 def server():
     """(state, base_url) of a fresh fake server; shut down after the test."""
     state = FakeCompletions()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield state, f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(_handler(state)) as base_url:
+        yield state, base_url
 
 
-def _item(i: int, candidate: str = "An answer.") -> JudgeItem:
-    return JudgeItem(prompt_id=f"p{i}", candidate_id=f"c{i}", prompt=f"Request {i}", candidate=candidate)
+_item = item
 
 
 def _judge(base_url: str, **kwargs) -> HTTPJudge:

@@ -9,17 +9,18 @@ answers 404.
 
 from __future__ import annotations
 
+
 import json
 import math
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Callable
 
 import pytest
+from _fake_http import item, serving
 
 from ouro_ray.judges.http import HTTPJudge, JudgeHTTPError, read_chat_choice
-from ouro_ray.judges.protocol import JudgeItem
 from ouro_ray.judges.rubric import SCORE_TOKENS, expected_score
 
 Respond = Callable[[str], "tuple[list[tuple[str, float]], str]"]
@@ -125,16 +126,11 @@ def _handler(state: FakeChat) -> type[BaseHTTPRequestHandler]:
 def server():
     """(state, base_url) of a fresh fake chat server; shut down after the test."""
     state = FakeChat()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield state, f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(_handler(state)) as base_url:
+        yield state, base_url
 
 
-def _item(i: int, candidate: str = "An answer.") -> JudgeItem:
-    return JudgeItem(prompt_id=f"p{i}", candidate_id=f"c{i}", prompt=f"Request {i}", candidate=candidate)
+_item = item
 
 
 def _judge(base_url: str, **kwargs) -> HTTPJudge:
