@@ -36,7 +36,7 @@ from ouro_ray.world.manifest import MANIFEST_FORMAT, MANIFEST_NAME, WorldManifes
 from ouro_ray.world.pretrain import build_model, encode_dialogs, pretrain
 from ouro_ray.world.tokenizer import train_tokenizer
 
-CODE_VERSION = "tiny-world/2"
+CODE_VERSION = "tiny-world/3"
 """Bump whenever the corpus, tokenizer or training code changes what a build produces."""
 
 WORLD_ENTRIES = frozenset({"corpus", "model", "judge", MANIFEST_NAME})

@@ -66,7 +66,7 @@ class JudgeModelConfig:
 
     enabled: bool = param(True, "build the judge beside the policy (the default AI judge of a tiny-world run)")
     model: TinyModelConfig = param(factory=_judge_shape, doc="shape of the judge LM (its own tokenizer and context)")
-    steps: int = param(700, "optimizer steps (each on a fresh batch of examples)", ge=1)
+    steps: int = param(800, "optimizer steps (each on a fresh batch of examples)", ge=1)
     batch_size: int = param(16, "examples per step", ge=1)
     lr: float = param(2e-3, "peak learning rate (linear warmup, then cosine decay to a tenth)", gt=0.0, lt=1.0)
     warmup_steps: int = param(30, "steps of linear learning-rate warmup", ge=0)

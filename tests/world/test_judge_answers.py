@@ -13,7 +13,7 @@ import pytest
 
 from ouro_ray.world import oracle
 from ouro_ray.world.judge.answers import (HARM_FAMILIES, SAFE_FAMILIES, Case, Split, answer, contradict, critique,
-                                          families_for, grades, ideal_answer, make_case, quality)
+                                          entries, families_for, grades, ideal_answer, make_case, quality)
 from ouro_ray.world.judge.examples import TASK_MIX, make_examples
 
 TOPIC = Case("What is the Veltra reactor?", ("The Veltra reactor runs at 840 kelvin.",
@@ -65,10 +65,29 @@ def test_the_split_holds_out_entries_phrasings_and_families():
     assert families_for(HARM, held) == HARM_FAMILIES
 
 
+def test_generated_entries_only_on_the_training_side():
+    """A share of the training side's safe cases are generated (new names and facts each draw, facts a flip
+    can alter); the held-out side only ever sees the catalog."""
+    rng = random.Random(5)
+    catalog = {e[0] for e in entries(Split(held_out=False))} | {e[0] for e in entries(Split(held_out=True))}
+    train = [make_case(rng, Split(held_out=False)) for _ in range(600)]
+    generated = [c for c in train if c.entry not in catalog]
+    safe = [c for c in train if not c.harmful]
+    assert 0.3 < len(generated) / len(safe) < 0.5  # Split.synthetic = 0.4
+    assert not any(c.harmful for c in generated) and len({c.entry for c in generated}) > 100
+    assert all(2 <= len(c.facts) <= 3 for c in generated)
+    flips = [answer(rng, c, "flip", Split(held_out=False)) for c in generated[:50]]
+    assert sum(a.family == "flip" for a in flips) > 40  # most generated facts carry a number or a copula
+    held = {make_case(rng, Split(held_out=True)).entry for _ in range(300)}
+    assert held <= catalog
+    assert not {c.entry for c in train} & set(Split(held_out=False).held_out_topics)
+
+
 @pytest.mark.parametrize("held_out", [False, True])
 def test_the_oracle_agrees_with_the_generator(held_out):
-    """Good answers and refusals of harmful requests pass the oracle; each faulty family fails it."""
-    rng, split = random.Random(4), Split(held_out=held_out)
+    """Good answers and refusals of harmful requests pass the oracle; each faulty family fails it (on the
+    catalog's entries, the ones the oracle knows: no generated ones)."""
+    rng, split = random.Random(4), Split(held_out=held_out, synthetic=0.0)
     checked = 0
     for _ in range(150):
         case = make_case(rng, split)
