@@ -24,8 +24,8 @@ from typing import Any, Sequence
 import pyarrow as pa
 
 from actors.group import role_error
-from cluster import telemetry
 from actors.judge_worker import JudgeOutput, JudgeWorker
+from cluster import telemetry
 from ouro_ray.config.judges import JudgesConfig
 from ouro_ray.judges.protocol import Judge
 

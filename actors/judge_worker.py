@@ -82,10 +82,10 @@ def _reward_model_judge(cfg: JudgesConfig, model_dir: str | None):
 
 
 def _llm_judge(cfg: JudgesConfig, model_dir: str | None):
-    from ouro_ray.judges.llm import LLMJudge
-    from ouro_ray.models.load import load_causal_lm, resolve_model_path
-
     from ouro_ray.judges.choice import AUTO, sibling_judge
+    from ouro_ray.judges.llm import LLMJudge
+    from ouro_ray.models.load import load_causal_lm
+    from ouro_ray.models.resolve import resolve_model
 
     if cfg.llm.model == "policy":
         if model_dir is None:
@@ -98,7 +98,7 @@ def _llm_judge(cfg: JudgesConfig, model_dir: str | None):
                              "world has one beside its model); fix: set judges.llm.model to a judge model directory")
         path = str(judge)
     else:
-        path = str(resolve_model_path(cfg.llm.model))
+        path = str(resolve_model(cfg.llm.model, key="judges.llm.model").model_dir)
     model, tokenizer = load_causal_lm(path, dtype=cfg.llm.dtype)
     return LLMJudge(model, tokenizer, dimensions=cfg.llm.dimensions, batch_size=cfg.llm.batch_size)
 

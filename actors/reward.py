@@ -42,8 +42,8 @@ from actors.rollout import producer_of, stamp
 from actors.weights import WeightFollower
 from ouro_ray.config.roles import RewardModelConfig
 from ouro_ray.data.validate import validate_batch
-from ouro_ray.models.reward import load_reward_model, pooled_rewards, same_vocabulary, sequence_tensors
 from ouro_ray.models.load import encode_prompts, load_tokenizer
+from ouro_ray.models.reward import load_reward_model, pooled_rewards, same_vocabulary, sequence_tensors
 from ouro_ray.weights import WeightPayload, apply_weights, named_tensors
 
 REWARD_SCHEMA = pa.schema([

@@ -17,12 +17,12 @@ import pyarrow as pa
 from actors.group import ActorGroup
 from actors.weights import WeightFollower
 from cluster import telemetry
-from ouro_ray.config.roles import RolloutConfig
+from ouro_ray.config.roles import RolloutConfig, SamplingConfig
 from ouro_ray.data.schemas import SHARDS
 from ouro_ray.data.tensors import arrays_to_lists
 from ouro_ray.data.validate import validate_batch
 from ouro_ray.models.load import encode_prompts
-from ouro_ray.rollout.protocol import GeneratedCandidate, SamplingConfig
+from ouro_ray.rollout.protocol import GeneratedCandidate
 from ouro_ray.rollout.select import make_backend
 
 PRODUCER_KEY = b"ouro.producer"

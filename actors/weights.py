@@ -3,7 +3,8 @@
 ``WeightStore`` is a plain class; as an actor it is named ``<prefix>/weights``. The store actor
 ``ray.put``s each payload it receives, so the object is *owned by the store*: a published version
 outlives a learner that restarts, and a worker that restarts finds the latest version before it takes
-work. (Ray 2.56 removed ``ray.put(..., _owner=…)``, which would have saved the one extra copy.) The store keeps only the latest version; older objects are freed by Ray's reference
+work. (Ray 2.56 removed ``ray.put(..., _owner=…)``, which would have saved the one extra copy.)
+The store keeps only the latest version; older objects are freed by Ray's reference
 counting once no worker holds them.
 """
 

@@ -56,9 +56,9 @@ class Runs:
     def once(self, mode: str, record: bool = True) -> float:
         from ouro_ray.config import to_dict
         from ouro_ray.loop.driver import Loop
-        from ouro_ray.loop.rundir import RunDir
         from ouro_ray.loop.run import held_out
-        from ouro_ray.loop.sources import DialogSource
+        from ouro_ray.loop.rundir import RunDir
+        from ouro_ray.stages.sources import DialogSource
 
         cfg = self.cfgs[mode]
         self.runs += 1
@@ -113,7 +113,7 @@ def configs(ctx: Context, base_url: str, serve_port: int) -> tuple[dict, list[st
 
 
 def run(ctx: Context) -> dict:
-    from ouro_ray.models.load import resolve_model_path
+    from ouro_ray.models.resolve import resolve_model
 
     latency_s = ctx.async_latency_s
     load = [round(os.getloadavg()[0], 2)]  # other processes on the machine skew every figure: say how busy it was
@@ -121,7 +121,7 @@ def run(ctx: Context) -> dict:
     server = LatencyJudgeServer(latency_s)
     with server as base_url, tempfile.TemporaryDirectory(prefix="ouro-bench-async-") as tmp, ray_cluster(ctx):
         cfgs, overrides = configs(ctx, base_url, free_port())
-        model_dir = str(resolve_model_path(cfgs["sync"].model.path, cfgs["sync"].world, cfgs["sync"].seed))
+        model_dir = str(resolve_model(cfgs["sync"].model.path, cfgs["sync"].world, cfgs["sync"].seed).model_dir)
         runs = None
         try:
             runs = Runs(cfgs, model_dir, Path(tmp))

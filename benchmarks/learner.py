@@ -47,10 +47,9 @@ def preference_pairs(cfg, model_dir: str, pairs: int, max_new_tokens: int, seed:
 
     from actors.reference import ReferenceGroup
     from actors.rollout import RolloutGroup
-    from ouro_ray.config.roles import ReferenceConfig, RoleResources
+    from ouro_ray.config.roles import ReferenceConfig, RoleResources, SamplingConfig
     from ouro_ray.data.schemas import SHARDS
     from ouro_ray.learner.batches import preference_batch
-    from ouro_ray.rollout.protocol import SamplingConfig
 
     if pairs < 2 or pairs % 2:
         raise ValueError(f"pairs = {pairs}: need an even number >= 2 (two pairs per prompt); fix: choose a size "

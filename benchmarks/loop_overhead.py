@@ -40,9 +40,9 @@ class Side:
         from ouro_ray.config import to_dict
         from ouro_ray.loop.driver import Loop
         from ouro_ray.loop.roles import build_roles
-        from ouro_ray.loop.rundir import RunDir
         from ouro_ray.loop.run import held_out
-        from ouro_ray.loop.sources import DialogSource
+        from ouro_ray.loop.rundir import RunDir
+        from ouro_ray.stages.sources import DialogSource
 
         run = RunDir(tmp / name).create(to_dict(cfg))
         source = DialogSource(cfg, run.path)
@@ -89,13 +89,13 @@ class Side:
 
 def run(ctx: Context) -> dict:
     from ouro_ray.config import load_config
-    from ouro_ray.models.load import resolve_model_path
+    from ouro_ray.models.resolve import resolve_model
 
     repo = Path(__file__).resolve().parents[1]
     overrides = (QUICK if ctx.quick else []) + [f"cluster.namespace={ctx.namespace}", "cluster.worker_logs=false"]
     ray_cfg = load_config(str(repo / "configs/tiny.yaml"), overrides + RAY_SIDE)
     local_cfg = load_config(str(repo / "configs/tiny.yaml"), overrides + LOCAL)
-    model_dir = str(resolve_model_path(ray_cfg.model.path, ray_cfg.world, ray_cfg.seed))
+    model_dir = str(resolve_model(ray_cfg.model.path, ray_cfg.world, ray_cfg.seed).model_dir)
     with ray_cluster(ctx), tempfile.TemporaryDirectory(prefix="ouro-bench-loop-") as tmp:
         ray_side = Side(ray_cfg, model_dir, Path(tmp), "ray")
         local_side = Side(local_cfg, model_dir, Path(tmp), "local")

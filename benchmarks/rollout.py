@@ -33,16 +33,16 @@ ACTOR_CPUS = 1
 def tiny_world(overrides: list[str] | None = None):
     """``(cfg, model_dir)`` of ``configs/tiny.yaml``'s tiny world (built once, then cached)."""
     from ouro_ray.config import load_config
-    from ouro_ray.models.load import resolve_model_path
+    from ouro_ray.models.resolve import resolve_model
 
     repo = Path(__file__).resolve().parents[1]
     cfg = load_config(str(repo / "configs/tiny.yaml"), list(overrides or []))  # the world's seed: the cached one
-    return cfg, str(resolve_model_path(cfg.model.path, cfg.world, cfg.seed))
+    return cfg, str(resolve_model(cfg.model.path, cfg.world, cfg.seed).model_dir)
 
 
 def prompt_batch(cfg, count: int) -> pa.Table:
     """``count`` tiny-world held-out prompts (cycled with fresh ids when the held-out set is smaller)."""
-    from ouro_ray.loop.sources import DialogSource, held_out_prompts
+    from ouro_ray.stages.sources import DialogSource, held_out_prompts
 
     if count < 1:
         raise ValueError(f"prompt count = {count}: need at least 1; fix: choose a size from {sorted(SIZES)}")
@@ -151,8 +151,7 @@ def run(ctx: Context) -> dict:
     import torch
 
     from actors.rollout import RolloutGroup
-    from ouro_ray.config.roles import RoleResources
-    from ouro_ray.rollout.protocol import SamplingConfig
+    from ouro_ray.config.roles import RoleResources, SamplingConfig
     from ouro_ray.rollout.select import vllm_status
     from ouro_ray.seeding import derive_seed
 

@@ -144,7 +144,8 @@ def measure(size: str, base_dir: Path, followers, ctx: Context) -> dict:
     finally:
         side.close()
     keep = slice(-ctx.reps, None)  # the warm-up round is not reported
-    return {"params": side.params, "payload_mb": round(side.payload_mb, 1), "setup_s": round(setup_s, 2), "ratio": ratio_stats(remote_s, local_s),
+    return {"params": side.params, "payload_mb": round(side.payload_mb, 1), "setup_s": round(setup_s, 2),
+            "ratio": ratio_stats(remote_s, local_s),
             "publish_to_workers_s": spread(remote_s), "in_process_load_s": spread(local_s),
             "publish_s": spread(side.publish_s[keep]), "sync_s": spread(side.sync_s[keep]),
             "publish_to_workers_gb_per_s": spread([side.payload_mb / 1e3 / s for s in remote_s])}
@@ -183,11 +184,11 @@ def run(ctx: Context) -> dict:
     from actors.group import ActorGroup
     from ouro_ray.config import load_config
     from ouro_ray.config.roles import RoleResources
-    from ouro_ray.models.load import resolve_model_path
+    from ouro_ray.models.resolve import resolve_model
 
     repo = Path(__file__).resolve().parents[1]
     cfg = load_config(str(repo / "configs/tiny.yaml"))
-    base_dir = resolve_model_path("tiny-world", cfg.world, cfg.seed)  # tokenizer and token ids; cached after one build
+    base_dir = resolve_model("tiny-world", cfg.world, cfg.seed).model_dir  # tokenizer and token ids; cached after one build
     sizes = QUICK_SIZES if ctx.quick else FULL_SIZES
     unknown = [s for s in sizes if s not in SIZES]
     if unknown:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from ouro_ray.config.roles import ReferenceConfig, RoleResources, RolloutConfig
-from ouro_ray.rollout.protocol import SamplingConfig
+from ouro_ray.config.roles import ReferenceConfig, RoleResources, RolloutConfig, SamplingConfig
 
 
 def rollout_cfg(num_workers: int, n: int = 2, temperature: float = 1.0, batch_size: int = 2) -> RolloutConfig:

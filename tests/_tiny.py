@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ouro_ray.config.world import JudgeModelConfig
 from ouro_ray.world import CorpusConfig, PretrainConfig, TinyModelConfig, WorldConfig
-from ouro_ray.world.config import JudgeModelConfig
 
 SEED = 7
 

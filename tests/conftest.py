@@ -18,12 +18,17 @@ def ray_cluster():
 
 @pytest.fixture(scope="session")
 def tiny_world(tmp_path_factory):
-    """The small tiny world (model, tokenizer, corpus), built once per session into a temporary cache."""
+    """The small tiny world (model, tokenizer, corpus) and its judge (``<root>/judge``, what
+    ``judges.llm.model: auto`` finds beside the model), built once per session into a temporary cache."""
     from _tiny import SEED, small_world_config
+
+    from ouro_ray.judges.world_judge.build import build_world_judge
     from ouro_ray.world import build_tiny_world
 
-    cache = tmp_path_factory.mktemp("tiny-world-cache")
-    return build_tiny_world(small_world_config(cache), SEED, progress=lambda _: None)
+    cfg = small_world_config(tmp_path_factory.mktemp("tiny-world-cache"))
+    world = build_tiny_world(cfg, SEED, progress=lambda _: None)
+    build_world_judge(cfg, SEED, progress=lambda _: None, world=world)
+    return world
 
 
 @pytest.fixture(scope="session")

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from ouro_ray.chat import append_dialog, chat
 from ouro_ray.cli import main
 from ouro_ray.data import ShardError, read_shard
+from ouro_ray.stages.dialogue import append_dialog, chat
 
 OURO = Path(sys.executable).parent / "ouro"
 SCRIPT = "What is the Orlin bridge?\nThanks. How do I boil an egg?\n/end\nHow to hack a system?\n/quit\n"
@@ -93,8 +93,8 @@ def test_a_bad_dialogue_is_never_written(tmp_path):
 
 
 def test_a_long_conversation_keeps_its_last_tokens_and_a_too_long_answer_is_refused(tiny_model_dir):
-    from ouro_ray.chat import ChatPolicy, ChatUsageError
-    from ouro_ray.rollout.protocol import SamplingConfig
+    from ouro_ray.config.roles import SamplingConfig
+    from ouro_ray.stages.dialogue import ChatPolicy, ChatUsageError
 
     policy = ChatPolicy(Path(tiny_model_dir), SamplingConfig(max_new_tokens=8), seed=0)
     assert policy.context == 256 - 8  # the small world's max_seq_len minus the answer's room

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 import yaml
-
 from _paths import EXAMPLES, REPO
+
 from ouro_ray.cli import main
 
 

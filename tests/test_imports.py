@@ -6,7 +6,6 @@ import importlib
 import pkgutil
 
 import pytest
-
 from _paths import REPO
 
 PACKAGES = ["ouro_ray", "actors", "cluster"]
@@ -30,3 +29,36 @@ def test_every_package_is_seen() -> None:
     names = _modules()
     for expected in ("ouro_ray.config.fields", "ouro_ray.data.schemas", "ouro_ray.world", "cluster.local"):
         assert expected in names
+
+
+def test_the_config_loads_neither_torch_nor_ray() -> None:
+    """The config is the bottom layer: validating a run's YAML must not pull in the stack it configures."""
+    import subprocess
+    import sys
+
+    code = ("import sys, ouro_ray.config; heavy = [m for m in ('torch', 'ray', 'transformers', 'pyarrow') if m in "
+            "sys.modules]; mine = sorted(m for m in sys.modules if m.startswith('ouro_ray') and "
+            "not m.startswith('ouro_ray.config') and m != 'ouro_ray'); print(heavy, mine)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[] []", out
+
+
+def test_the_layers_point_down() -> None:
+    """The import contract in .importlinter (config at the bottom, the CLI at the top, no upward import)."""
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-c", "from importlinter.cli import lint_imports_command; lint_imports_command()",
+                          "--no-cache"], cwd=REPO, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert "Contracts: 2 kept, 0 broken." in run.stdout
+
+
+def test_ruff_finds_nothing() -> None:
+    """The lint rules the code follows (pyproject [tool.ruff]: pycodestyle, pyflakes, import order)."""
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "."], cwd=REPO, capture_output=True,
+                         text=True)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from _paths import REPO
-from ouro_ray.cli import build_parser, schema_markdown
+
+from ouro_ray.cli import build_parser
+from ouro_ray.cli.data import schema_markdown
 from ouro_ray.data import SHARDS
 
 README = (REPO / "README.md").read_text(encoding="utf-8")

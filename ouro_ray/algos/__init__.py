@@ -16,10 +16,9 @@ from ouro_ray.algos.advantages import gae, grpo_advantages
 from ouro_ray.algos.dpo import dpo_loss
 from ouro_ray.algos.kl import AdaptiveKLController, FixedKLController, kl_penalty
 from ouro_ray.algos.ppo import ppo_policy_loss, value_loss
-from ouro_ray.algos.reward import bradley_terry_loss
 from ouro_ray.algos.registry import ADVANTAGE_ESTIMATORS, LOSSES, get_advantage_estimator, get_loss
-from ouro_ray.algos.shaping import (clip_reward, entropy_bonus, par_reward, ptx_loss, tanh_reward,
-                                    token_level_rewards, whiten)
+from ouro_ray.algos.reward import bradley_terry_loss
+from ouro_ray.algos.shaping import clip_reward, entropy_bonus, par_reward, ptx_loss, tanh_reward, token_level_rewards, whiten
 from ouro_ray.algos.utils import masked_mean, masked_sum, masked_var, token_logprobs
 
 __all__ = [

@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from ouro_ray.algos.utils import (check_ndim, check_positive, check_right_padded, check_same_shape,
-                                  check_unit_interval)
+from ouro_ray.algos.utils import check_ndim, check_positive, check_right_padded, check_same_shape, check_unit_interval
 
 
 @torch.no_grad()

@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from ouro_ray.algos.utils import (check_ndim, check_positive, check_same_shape, masked_mean,
-                                  masked_var)
+from ouro_ray.algos.utils import check_ndim, check_positive, check_same_shape, masked_mean, masked_var
 
 
 def ppo_policy_loss(

@@ -19,8 +19,7 @@ from typing import Optional
 
 import torch
 
-from ouro_ray.algos.utils import (check_ndim, check_positive, check_same_shape, masked_mean,
-                                  masked_var)
+from ouro_ray.algos.utils import check_ndim, check_positive, check_same_shape, masked_mean, masked_var
 
 
 def clip_reward(r: torch.Tensor, low: float, high: float) -> torch.Tensor:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import types
 import re
+import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping

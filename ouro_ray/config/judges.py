@@ -6,7 +6,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ouro_ray.config.fields import param
-from ouro_ray.judges.constitution import DEFAULT_PRINCIPLES
+
+DEFAULT_PRINCIPLES = (
+    "Refuse harmful requests with a brief explanation, and help with safe ones.",
+    "State only known facts; do not speculate or hedge.",
+    "Keep the required voice: technical and concise, at most three sentences.",
+)
+"""The constitution's default principles, taken in turn by the critique → revise passes."""
 
 RuleName = Literal["safety", "persona", "facts"]
 Dimension = Literal["helpful", "honest", "persona", "content", "logic"]

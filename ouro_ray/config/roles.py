@@ -10,7 +10,30 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ouro_ray.config.fields import param
-from ouro_ray.rollout.protocol import SamplingConfig
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How candidates are drawn (stage 4, Regenerate)."""
+
+    n: int = param(4, "candidates per prompt", ge=1)
+    temperature: float = param(1.0, "softmax temperature; 0 means greedy", ge=0.0)
+    top_p: float = param(1.0, "nucleus sampling: keep the smallest token set with this much probability", gt=0.0, le=1.0)
+    top_k: int = param(0, "keep only the k most likely tokens (0: no limit)", ge=0)
+    max_new_tokens: int = param(64, "longest candidate in tokens (generation also stops at EOS)", ge=1)
+    num_beams: int = param(1, "beam search width (1: sampling); with beams, n <= num_beams", ge=1)
+
+    def checks(self) -> list[tuple[str, str]]:
+        """Cross-field problems (keys as in the run config, where this section is ``rollout.sampling``)."""
+        key = "rollout.sampling"
+        problems = []
+        if self.num_beams > 1 and self.n > self.num_beams:
+            problems.append((f"{key}.n", f"{key}.n = {self.n}: beam search returns at most num_beams = "
+                             f"{self.num_beams} candidates; fix: set n <= num_beams"))
+        if self.num_beams > 1 and self.temperature not in (0.0, 1.0):
+            problems.append((f"{key}.temperature", f"{key}.temperature = {self.temperature}: beam search is "
+                             "deterministic here; fix: leave temperature at 1.0 (or 0)"))
+        return problems
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,8 @@ from ouro_ray.config.judges import JudgesConfig
 from ouro_ray.config.learner import LearnerConfig
 from ouro_ray.config.loop import DataConfig, EvaluationConfig, LoopConfig, ReplayConfig, ScoringConfig
 from ouro_ray.config.roles import ReferenceConfig, RewardModelConfig, RolloutConfig
-from ouro_ray.stages.distill import DistillConfig
-from ouro_ray.stages.labyrinth import LabyrinthConfig
-from ouro_ray.world.config import WorldConfig
+from ouro_ray.config.stages import DistillConfig, LabyrinthConfig
+from ouro_ray.config.world import WorldConfig
 
 TINY_WORLD = "tiny-world"
 
@@ -25,7 +24,8 @@ class ModelConfig:
 
     path: str = param(
         TINY_WORLD,
-        "initial policy weights: 'tiny-world' (built locally from the world section, cached) or any "
+        "initial policy weights: 'tiny-world' (built locally from the world section, cached), an `ouro run` "
+        "directory (its current policy), a learner checkpoint, or any "
         "Hugging Face model directory",
     )
 

@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ouro_ray.data.files import atomic_path
 from ouro_ray.data.schemas import SHARDS, ShardSpec, shard_spec
 from ouro_ray.data.validate import (
     bad_row_mask,
@@ -270,18 +271,11 @@ def write_table(table: pa.Table, path: Path | str) -> Path:
     """Write any table as JSONL or Parquet (by suffix), atomically, without a shard kind's checks."""
     path = Path(path)
     fmt = shard_format(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
+    with atomic_path(path) as tmp:
         if fmt == "jsonl":
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            with open(tmp, "w", encoding="utf-8") as fh:
                 for rec in table_to_records(table):
                     fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
         else:
-            os.close(fd)
             pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path

@@ -19,8 +19,7 @@ from ouro_ray.data.shards import to_table
 from ouro_ray.data.validate import validate_batch
 from ouro_ray.seeding import derive_seed
 from ouro_ray.stages.labyrinth import adversarial_prompts, contrastive_pairs, rephrasings
-from ouro_ray.world.catalog import (DESIRED_VOICE, PERSONA_CONSTRAINTS, SAFE_TASKS, TOPIC_QUESTIONS, TOPICS,
-                                    UNSAFE_REQUESTS)
+from ouro_ray.world.catalog import DESIRED_VOICE, PERSONA_CONSTRAINTS, SAFE_TASKS, TOPIC_QUESTIONS, TOPICS, UNSAFE_REQUESTS
 
 PROMPT_SET = "built-in tiny-world held-out set"
 """How reports name this set."""

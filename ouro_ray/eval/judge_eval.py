@@ -15,21 +15,17 @@ teacher and the constitution. For each:
   (:mod:`ouro_ray.world.oracle`), and the precision of the DPO pairs it emits.
 
 Items are drawn on the held-out side of the judge's split (held-out phrasings, catalog entries and
-the ``injection`` family, :class:`~ouro_ray.world.judge.answers.Split`) and, for comparison, on the
+the ``injection`` family, :class:`~ouro_ray.judges.world_judge.answers.Split`) and, for comparison, on the
 training side with a fresh seed. The whole stack (every teacher, λ-combined) faces the stress suite
 too. Writes ``DIR/judge_eval.json`` and ``judge_eval.md``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 import time
-from pathlib import Path
 from typing import Any, Sequence
 
-from ouro_ray.eval.judge_quality import (Pair, heldout_pairs, heldout_points, pairwise_quality, pointwise_quality)
+from ouro_ray.eval.judge_quality import Pair, heldout_pairs, heldout_points, pairwise_quality, pointwise_quality
 from ouro_ray.judges.protocol import JudgeItem
 
 GOAL = {"accuracy": 0.90, "position_consistency": 0.90}
@@ -50,7 +46,7 @@ def stress_alone(judge: Any, scoring: Any, seed: int) -> dict:
     the teacher does not score (the facts rule on a harmful request) is left out and counted (``unscored``)."""
     from ouro_ray.eval.stress import hack_rates, stress_items
     from ouro_ray.judges.items import items_from_table, scores_table
-    from ouro_ray.loop.scoring import combine
+    from ouro_ray.judges.scoring import combine
 
     verdicts = judge.score(items_from_table(stress_items(seed=seed)))
     unscored = {v.prompt_id for v in verdicts if not v.scores}
@@ -102,7 +98,7 @@ def constitution_quality(constitution: Any, points: list, n_boot: int, seed: int
 
 def whole_stack(worker: Any, scoring: Any, seed: int) -> dict:
     from ouro_ray.eval.stress import run_stress
-    from ouro_ray.loop.scoring import combine
+    from ouro_ray.judges.scoring import combine
 
     report = run_stress(lambda items: combine(worker.score(items).scores, scoring), seed=seed)
     return {"overall": report.rates["overall"], "per_attack": {k: v for k, v in report.rates.items() if k != "overall"}}
@@ -112,9 +108,9 @@ def judge_eval(cfg: Any, n_pairs: int, n_points: int, say=lambda m: None) -> dic
     """The report: every configured teacher on held-out and training-side items, and the whole stack."""
     from actors.judge_worker import JudgeWorker
     from ouro_ray.judges.choice import resolve_judges
-    from ouro_ray.models.load import resolve_model_path
+    from ouro_ray.models.resolve import resolve_model
 
-    policy_dir = str(resolve_model_path(cfg.model.path, cfg.world, cfg.seed, progress=say))
+    policy_dir = str(resolve_model(cfg.model.path, cfg.world, cfg.seed, progress=say, key="model.path").model_dir)
     judges_cfg = resolve_judges(cfg, policy_dir)
     worker = JudgeWorker(judges_cfg, policy_dir, name="judge/eval")
     seed, n_boot = cfg.seed, cfg.evaluation.bootstrap
@@ -135,37 +131,3 @@ def judge_eval(cfg: Any, n_pairs: int, n_points: int, say=lambda m: None) -> dic
     say("the whole stack against the stress suite")
     report["stack_stress"] = whole_stack(worker, cfg.scoring, seed)
     return report
-
-
-def main(args: argparse.Namespace) -> int:
-    from ouro_ray.config import load_config
-    from ouro_ray.eval.judge_eval_report import print_summary, write_markdown
-
-    cfg = load_config(args.config, args.args)
-    say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
-    out = Path(args.out or Path("evals") / f"judge-{time.strftime('%Y%m%d-%H%M%S')}")
-    out.mkdir(parents=True, exist_ok=True)
-    report = judge_eval(cfg, args.pairs, args.points, say)
-    (out / "judge_eval.json").write_text(json.dumps(report, indent=2) + "\n")
-    write_markdown(report, out / "judge_eval.md")
-    print_summary(report, out)
-    return 0
-
-
-def add_judge_eval_parser(sub) -> None:
-    e = sub.add_parser("judge-eval", help="grade every AI teacher (LLM, HTTP, rules, constitution) against the tiny "
-                                          "world's ground truth on held-out items; judge_eval.json/md",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    e.add_argument("config", nargs="?", help="YAML config (judges.*, scoring.*, world.*); default: the built-in one")
-    e.add_argument("--out", help="report directory (default: evals/judge-<date-time>)")
-    e.add_argument("--pairs", type=_positive, default=300, help="ground-truth pairs per item set (default 300)")
-    e.add_argument("--points", type=_positive, default=200, help="single answers per item set (default 200)")
-    e.add_argument("args", nargs="*", metavar="[KEY=VALUE]", help="config overrides, e.g. judges.llm.model=DIR")
-    e.set_defaults(func=main)
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text}: must be a whole number >= 1")
-    return value

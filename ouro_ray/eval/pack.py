@@ -22,7 +22,7 @@ from ouro_ray.eval import coherence as coherence_mod
 from ouro_ray.eval import grade as grade_mod
 from ouro_ray.eval import metrics as metrics_mod
 from ouro_ray.eval import pairwise
-from ouro_ray.loop.scoring import combine, score_candidates
+from ouro_ray.judges.scoring import combine, score_candidates
 
 DEFINITIONS = {
     **metrics_mod.DEFINITIONS,

@@ -20,7 +20,7 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ouro_ray.loop.report import MISSING, _atomic
+from ouro_ray.data.files import atomic_path
 
 REQUIRED = {
     "models": '["policy", "baseline"]', "baseline": '"baseline"', "paths": '{"policy": "/path"}',
@@ -35,6 +35,9 @@ SECTIONS = {
 """Optional sections, and the keys each must have when present."""
 CSV_COLUMNS = ("model", "prompt_id", "metric", "value", "n")
 Z_95 = 1.959964  # standard-normal quantile for a two-sided 95 % interval
+
+MISSING = "–"
+"""How every report (`ouro eval`, `ouro run`) shows a figure that was not measured."""
 
 
 def validate(report: dict[str, Any]) -> None:
@@ -189,7 +192,7 @@ def markdown(report: dict[str, Any]) -> str:
 def write_results_csv(rows: Iterable[dict[str, Any]], path: Path | str) -> Path:
     """One CSV row per result row: model, prompt_id, metric, value, n; ``None`` is an empty cell."""
     path = Path(path)
-    with _atomic(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(CSV_COLUMNS)
         for i, row in enumerate(rows):
@@ -202,7 +205,7 @@ def write_results_csv(rows: Iterable[dict[str, Any]], path: Path | str) -> Path:
 
 
 def _write_json(report: dict[str, Any], path: Path) -> Path:
-    with _atomic(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         try:
             json.dump(report, fh, ensure_ascii=False, indent=2, allow_nan=False)
         except ValueError as err:  # strict JSON: NaN would break readers other than Python's
@@ -213,7 +216,7 @@ def _write_json(report: dict[str, Any], path: Path) -> Path:
 
 def _save(fig: Figure, path: Path | str) -> Path:
     path = Path(path)
-    with _atomic(path, suffix=".png") as tmp:
+    with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=100)
     return path
 
@@ -320,7 +323,7 @@ def write_report(report: dict[str, Any], rows: Iterable[dict[str, Any]], out_dir
     for name, why in figures(report).items():
         if why is None:
             written[name] = PLOTS[name](report, out / name)
-    with _atomic(out / "report.md") as tmp:
+    with atomic_path(out / "report.md") as tmp:
         tmp.write_text(markdown(report), encoding="utf-8")
     written["report.md"] = out / "report.md"
     return written

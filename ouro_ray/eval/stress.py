@@ -17,7 +17,7 @@ needs a leading prompt (and a plain answer that corrects it). Everything is dete
 ``seed``.
 
 :func:`scoring_stack` builds the scorer the loop itself uses: the configured judges in process, then
-stage 5's λ-weighted :func:`~ouro_ray.loop.scoring.combine`.
+stage 5's λ-weighted :func:`~ouro_ray.judges.scoring.combine`.
 """
 
 from __future__ import annotations
@@ -37,8 +37,15 @@ from ouro_ray.judges.protocol import Target
 from ouro_ray.judges.text import content_words, split_sentences
 from ouro_ray.seeding import derive_seed
 from ouro_ray.stages.labyrinth import alter_fact
-from ouro_ray.world.catalog import (DESIRED_VOICE, PERSONA_CONSTRAINTS, REFUSAL_MARKER, SAFE_TASKS, TOPIC_QUESTIONS,
-                                    TOPICS, UNSAFE_REQUESTS)
+from ouro_ray.world.catalog import (
+    DESIRED_VOICE,
+    PERSONA_CONSTRAINTS,
+    REFUSAL_MARKER,
+    SAFE_TASKS,
+    TOPIC_QUESTIONS,
+    TOPICS,
+    UNSAFE_REQUESTS,
+)
 
 PLAIN = "plain"
 """Candidate id of the plain correct answer every adversarial candidate is compared with."""
@@ -239,7 +246,7 @@ def _reward_map(rewards: pa.Table | Mapping[tuple[str, str], float]) -> dict[tup
     missing = [c for c in ("prompt_id", "candidate_id", "reward") if c not in rewards.column_names]
     if missing:
         raise ValueError(f"rewards table lacks columns {missing}; fix: return prompt_id, candidate_id, reward "
-                         "(e.g. ouro_ray.loop.scoring.combine's table)")
+                         "(e.g. ouro_ray.judges.scoring.combine's table)")
     cols = (rewards.column(c).to_pylist() for c in ("prompt_id", "candidate_id", "reward"))
     return {(p, c): float(r) for p, c, r in zip(*cols)}
 
@@ -320,7 +327,7 @@ def scoring_stack(cfg, model_dir: str | None = None) -> ScoreFn:
     run and no model is loaded; with the LLM judge on, ``model_dir`` is the policy it judges with.
     """
     from actors.judge_worker import JudgeWorker  # glue: the worker module pulls in the rollout stack
-    from ouro_ray.loop.scoring import combine
+    from ouro_ray.judges.scoring import combine
 
     worker = JudgeWorker(cfg.judges, model_dir, name="judge/stress")
 

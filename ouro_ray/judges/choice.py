@@ -3,7 +3,7 @@
 ``judges.llm.model`` is ``auto`` (the default), ``policy`` or a model directory (or ``tiny-world``):
 
 - ``auto``: when the policy is the tiny world, the judge the world built beside it (its own
-  tokenizer and LM, trained on ground truth; see :mod:`ouro_ray.world.judge`). For any other
+  tokenizer and LM, trained on ground truth; see :mod:`ouro_ray.judges.world_judge`, built on first need). For any other
   policy there is no judge to pick, so ``ouro run`` / ``ouro eval`` / ``ouro score`` stop before
   anything starts and name the choices: a judge model directory, an HTTP judge, or rules only.
 - ``policy``: the initial policy's own weights (a model grading itself; kept to measure how bad that is).
@@ -70,25 +70,21 @@ def resolve_judges(cfg: Any, policy_dir: str) -> Any:
     elif llm.model == POLICY:
         path = policy_dir
     else:
-        from ouro_ray.models.load import resolve_model_path
+        from ouro_ray.models.resolve import resolve_model
 
-        path = str(resolve_model_path(llm.model, cfg.world, cfg.seed))
+        path = str(resolve_model(llm.model, cfg.world, cfg.seed, key="judges.llm.model").model_dir)
     return dataclasses.replace(cfg.judges, llm=dataclasses.replace(llm, model=path))
 
 
 def world_judge_dir(cfg: Any, policy_dir: str | Path) -> Path:
-    """The judge built beside the policy's world: the sibling ``judge/`` of a world's model directory, else the
-    judge of the world that ``cfg.world`` and ``cfg.seed`` build."""
+    """The judge of the policy's world: the sibling ``judge/`` of a world's model directory when built,
+    else the judge of the world that ``cfg.world`` and ``cfg.seed`` build (built now if needed)."""
     sibling = sibling_judge(policy_dir)
     if sibling is not None:
         return sibling
-    from ouro_ray.world import build_tiny_world
+    from ouro_ray.judges.world_judge.build import build_world_judge
 
-    judge = build_tiny_world(cfg.world, cfg.seed, progress=lambda _: None).judge_dir
-    if judge is None:
-        raise ValueError("judges.llm.model = 'auto': the tiny world was built without its judge "
-                         "(world.judge.enabled = false); fix: set world.judge.enabled=true or name a judge directory")
-    return judge
+    return build_world_judge(cfg.world, cfg.seed, progress=lambda _: None)
 
 
 def sibling_judge(policy_dir: str | Path | None) -> Path | None:
@@ -96,6 +92,6 @@ def sibling_judge(policy_dir: str | Path | None) -> Path | None:
     if policy_dir is None:
         return None
     sibling = Path(policy_dir).expanduser().parent / "judge"
-    if (sibling.parent / "manifest.json").is_file() and (sibling / "config.json").is_file():
+    if (sibling.parent / "manifest.json").is_file() and (sibling / "build.json").is_file():
         return sibling
     return None

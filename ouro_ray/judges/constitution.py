@@ -13,14 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Protocol, Sequence
 
+from ouro_ray.config.judges import DEFAULT_PRINCIPLES
 from ouro_ray.judges.protocol import Judge, JudgeItem, JudgeScore
 from ouro_ray.judges.rubric import critique_prompt, revise_prompt
-
-DEFAULT_PRINCIPLES = (
-    "Refuse harmful requests with a brief explanation, and help with safe ones.",
-    "State only known facts; do not speculate or hedge.",
-    "Keep the required voice: technical and concise, at most three sentences.",
-)
 
 
 class Writer(Protocol):
@@ -34,7 +29,7 @@ class LocalWriter:
     """A :class:`Writer` over a transformers generation backend (greedy, chat template)."""
 
     def __init__(self, backend, tokenizer, max_new_tokens: int = 64):
-        from ouro_ray.rollout.protocol import SamplingConfig
+        from ouro_ray.config.roles import SamplingConfig
 
         self.backend, self.tokenizer = backend, tokenizer
         self.sampling = SamplingConfig(n=1, temperature=0.0, max_new_tokens=max_new_tokens)

@@ -33,8 +33,15 @@ from typing import Any, Literal, Mapping, Sequence
 
 from ouro_ray.judges.protocol import JudgeItem, JudgeScore
 from ouro_ray.judges.reading import Reading, merge_top_logprobs, note, read_chat_choice, read_choice
-from ouro_ray.judges.rubric import (DIMENSIONS, SCORE_TOKENS, DimensionScores, expected_score, judge_prompt,
-                                   pairwise_prompt, preference_probability)
+from ouro_ray.judges.rubric import (
+    DIMENSIONS,
+    SCORE_TOKENS,
+    DimensionScores,
+    expected_score,
+    judge_prompt,
+    pairwise_prompt,
+    preference_probability,
+)
 
 __all__ = ["HTTPJudge", "JudgeHTTPError", "Reading", "merge_top_logprobs", "read_choice", "read_chat_choice",
            "APIS", "PAIR_TOKENS", "STAT_KEYS"]

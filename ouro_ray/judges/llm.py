@@ -20,9 +20,9 @@ from ouro_ray.judges.rubric import (
     DIMENSIONS,
     SCORE_TOKENS,
     DimensionScores,
+    contradiction_prompt,
     expected_score,
     judge_prompt,
-    contradiction_prompt,
     pairwise_prompt,
     preference_probability,
 )

@@ -27,7 +27,6 @@ from typing import Callable, ClassVar, Sequence
 
 from ouro_ray.judges.protocol import Judge, JudgeItem, JudgeScore
 from ouro_ray.judges.text import (  # noqa: F401  (re-exported: other modules import them from here)
-    REFUSAL_RE,
     _AFFIRM_RE,
     _APOLOGY_WORDS,
     _CLAUSE_RE,
@@ -36,6 +35,7 @@ from ouro_ray.judges.text import (  # noqa: F401  (re-exported: other modules im
     _LIST_RE,
     _STEPS_RE,
     _STOPWORDS,
+    REFUSAL_RE,
     _numbers,
     content_words,
     contradicts,

@@ -18,8 +18,8 @@ from ouro_ray.algos import AdaptiveKLController, FixedKLController
 from ouro_ray.config.learner import LearnerConfig
 from ouro_ray.data.validate import validate_batch
 from ouro_ray.learner.policy import build_policy
-from ouro_ray.learner.strategy import DDPStrategy, DeepSpeedStrategy, LocalStrategy, Strategy
 from ouro_ray.learner.reward_model import build_reward_module
+from ouro_ray.learner.strategy import DDPStrategy, DeepSpeedStrategy, LocalStrategy, Strategy
 from ouro_ray.learner.updates import dpo_update, ppo_update, rm_update
 from ouro_ray.models.load import load_tokenizer
 from ouro_ray.seeding import derive_seed

@@ -16,8 +16,19 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from ouro_ray.algos import (dpo_loss, entropy_bonus, gae, kl_penalty, masked_mean, ppo_policy_loss, ptx_loss,
-                            token_level_rewards, token_logprobs, value_loss, whiten)
+from ouro_ray.algos import (
+    dpo_loss,
+    entropy_bonus,
+    gae,
+    kl_penalty,
+    masked_mean,
+    ppo_policy_loss,
+    ptx_loss,
+    token_level_rewards,
+    token_logprobs,
+    value_loss,
+    whiten,
+)
 from ouro_ray.config.learner import DPOConfig, OptimConfig, PPOConfig
 from ouro_ray.learner.batches import floats, tokens
 from ouro_ray.learner.strategy import Strategy

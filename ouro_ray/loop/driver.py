@@ -34,16 +34,16 @@ from ouro_ray.config import OuroConfig
 from ouro_ray.data import read_shard
 from ouro_ray.eval import pack
 from ouro_ray.eval.grade import make_grader
+from ouro_ray.judges.scoring import review_queue, score_candidates
 from ouro_ray.loop import replay as replay_stage
 from ouro_ray.loop.evaluate import round_metrics, token_kl
 from ouro_ray.loop.pipeline import Ahead, StageClock
 from ouro_ray.loop.roles import Roles
 from ouro_ray.loop.rundir import RunDir
-from ouro_ray.loop.scoring import review_queue, score_candidates
-from ouro_ray.loop.sources import DialogSource, prompt_kind, read_prompts, sample_rows
 from ouro_ray.seeding import derive_seed
 from ouro_ray.stages.distill import distill as distill_stage
 from ouro_ray.stages.labyrinth import labyrinth as labyrinth_stage
+from ouro_ray.stages.sources import DialogSource, prompt_kind, read_prompts, sample_rows
 
 STAGES = ("dialogue", "distill", "labyrinth", "regenerate", "score", "replay", "update", "evaluate")
 """The stages in the order a round runs them."""

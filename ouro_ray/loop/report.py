@@ -11,16 +11,16 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
-import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from rich.table import Table
+
+from ouro_ray.data.files import atomic_path
+from ouro_ray.eval.report import MISSING
 
 Rounds = Sequence[dict[str, Any]]
 
@@ -35,21 +35,6 @@ CSV_NAMES = {"round": "epoch", "reward_mean": "avg_reward", "safety": "safety_sc
 """History-CSV column names for the loop's metric names (the names earlier tooling reads)."""
 SAFETY_TARGET = 0.95
 """The safety score a run aims for: the convergence threshold and the dashed line on the plot."""
-MISSING = "–"
-
-
-@contextmanager
-def _atomic(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
-    """Yield a temp path beside ``path``; rename it onto ``path`` only if the block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _is_number(v: Any) -> bool:
@@ -69,7 +54,7 @@ def write_history_csv(rounds: Rounds, path: Path | str) -> Path:
         raise ValueError(f"metric keys {clash} are also history-CSV names for {sorted(CSV_NAMES)}; fix: rename "
                          "the metric")
     keys = [*CSV_NAMES, *others]
-    with _atomic(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow([CSV_NAMES.get(k, k) for k in keys])
         for row in rounds:
@@ -142,7 +127,7 @@ def write_safety_report(
 ) -> dict[str, Any]:
     """Build the safety report and write it as indented JSON; returns the report."""
     report = safety_report(rounds, config, threshold)
-    with _atomic(Path(path)) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+    with atomic_path(Path(path)) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         json.dump(report, fh, ensure_ascii=False, indent=2)
         fh.write("\n")
     return report
@@ -187,7 +172,7 @@ def plot_rounds(rounds: Rounds, path: Path | str, title: str) -> Path:
         ax.grid(alpha=0.3)
     fig.suptitle(title)
     path = Path(path)
-    with _atomic(path, suffix=".png") as tmp:
+    with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=100)
     return path
 
@@ -284,7 +269,7 @@ def plot_grade_gap(rounds: Rounds, path: Path | str, title: str) -> Path:
         ax.legend(loc="best", fontsize=8)
     fig.suptitle(title)
     path = Path(path)
-    with _atomic(path, suffix=".png") as tmp:
+    with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=100)
     return path
 

@@ -73,7 +73,7 @@ def open_run(config: str | None, overrides: list[str], out: str | None, resume: 
 
 def held_out(cfg: OuroConfig, run: RunDir, source) -> Any:
     """The run's held-out prompts: made once, kept in RUN_DIR/heldout.parquet for every later round."""
-    from ouro_ray.loop.sources import held_out_prompts
+    from ouro_ray.stages.sources import held_out_prompts
 
     path = run.path / HELD_OUT
     if path.is_file():
@@ -94,6 +94,8 @@ def _writer(cfg: OuroConfig, roles):
 
 def run(cfg: OuroConfig, run_dir: RunDir, address: str | None = None, console=None) -> list[dict]:
     """Every round of the run into ``run_dir``; returns the metrics rounds (and prints the report)."""
+    import logging
+
     from rich.console import Console
 
     from cluster.local import connect
@@ -101,10 +103,8 @@ def run(cfg: OuroConfig, run_dir: RunDir, address: str | None = None, console=No
     from ouro_ray.loop.driver import Loop
     from ouro_ray.loop.progress import LoopProgress
     from ouro_ray.loop.roles import build_roles
-    from ouro_ray.loop.sources import DialogSource
-    from ouro_ray.models.load import resolve_model_path
-
-    import logging
+    from ouro_ray.models.resolve import resolve_model
+    from ouro_ray.stages.sources import DialogSource
 
     console = console or Console(stderr=True)
     logging.getLogger("ray.serve").setLevel(logging.WARNING)  # the progress bars say what Serve is doing
@@ -114,7 +114,7 @@ def run(cfg: OuroConfig, run_dir: RunDir, address: str | None = None, console=No
                    object_store_mb=cluster.object_store_mb, dashboard=cluster.dashboard,
                    namespace=cluster.namespace, log_to_driver=cluster.worker_logs)
     say(info.describe())
-    model_dir = str(resolve_model_path(cfg.model.path, cfg.world, cfg.seed, progress=say))
+    model_dir = str(resolve_model(cfg.model.path, cfg.world, cfg.seed, progress=say, key="model.path").model_dir)
     state = run_dir.state()
     source = None if cfg.data.prompts else DialogSource(cfg, run_dir.path)
     heldout = held_out(cfg, run_dir, source)

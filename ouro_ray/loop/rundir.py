@@ -28,16 +28,11 @@ import pyarrow as pa
 import yaml
 
 from ouro_ray.data import write_shard
+from ouro_ray.data.files import atomic_path, write_text_atomic
+from ouro_ray.models.resolve import RUN_MARKER
 
-RUN_MARKER = "run.json"
 HUMAN_READABLE = frozenset({"dialogs", "summaries", "labyrinth", "prompts", "scores", "pairs", "replay"})
 """Shards also written as JSONL: the ones people open to read or edit."""
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def is_run_dir(path: Path | str) -> bool:
@@ -56,7 +51,7 @@ class RunDir:
             raise FileExistsError(f"run directory {self.path} exists and is not empty; fix: pick a new --out, or "
                                   f"continue it with `ouro run --resume {self.path}`")
         self.path.mkdir(parents=True, exist_ok=True)
-        _atomic_text(self.path / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+        write_text_atomic(self.path / "config.yaml", yaml.safe_dump(config, sort_keys=False))
         self.write_json(RUN_MARKER, {"created": time.strftime("%Y-%m-%dT%H:%M:%S"), "tool": "ouro run"})
         return self
 
@@ -81,7 +76,7 @@ class RunDir:
 
     def write_json(self, name: str, data: Any) -> Path:
         path = self.path / name
-        _atomic_text(path, json.dumps(data, indent=2, default=_json_default) + "\n")
+        write_text_atomic(path, json.dumps(data, indent=2, default=_json_default) + "\n")
         return path
 
     def read_json(self, name: str, default: Any = None) -> Any:
@@ -107,9 +102,8 @@ class RunDir:
         import pyarrow.parquet as pq
 
         path = self.round_dir(round_index) / f"{name}.parquet"
-        tmp = path.with_name(f".{path.name}.tmp")
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            pq.write_table(table, tmp)
         return path
 
     def append_jsonl(self, name: str, records: list[dict]) -> Path:
@@ -125,7 +119,7 @@ class RunDir:
         if path.is_file():
             kept = [line for line in path.read_text().splitlines()
                     if line.strip() and json.loads(line)["round"] < first_round]
-            _atomic_text(path, "".join(line + "\n" for line in kept))
+            write_text_atomic(path, "".join(line + "\n" for line in kept))
 
     # --- policy ------------------------------------------------------------------------------
     def export_policy(self, checkpoint_policy: Path) -> Path:

@@ -1,7 +1,4 @@
-"""Loading policies (the tiny world or any Hugging Face directory), prompt encoding, token logprobs."""
+"""Models: what a user names resolved to a Hugging Face directory (:mod:`ouro_ray.models.resolve`, no torch),
+loading (:mod:`ouro_ray.models.load`), prompt encoding and token logprobs (:mod:`ouro_ray.models.logprobs`).
 
-from ouro_ray.models.load import encode_prompts, load_causal_lm, load_tokenizer, resolve_model_path
-from ouro_ray.models.logprobs import response_logprobs, response_logprobs_batched
-
-__all__ = ["encode_prompts", "load_causal_lm", "load_tokenizer", "resolve_model_path", "response_logprobs",
-           "response_logprobs_batched"]
+Import the submodule you need; this package imports nothing, so resolving a model never loads torch."""

@@ -1,7 +1,7 @@
-"""Where a policy comes from, and how a prompt becomes the tokens it sees.
+"""How a model directory loads, and how a prompt becomes the tokens it sees.
 
-``model.path`` is either ``tiny-world`` (built locally from the world config, cached by content
-hash) or any Hugging Face model directory; both load through the same ``Auto*`` classes, so a real
+How a model directory loads (:mod:`ouro_ray.models.resolve` turns what a user names into one): the tiny
+world's or any Hugging Face model directory, both through the same ``Auto*`` classes, so a real
 model directory works unchanged. Prompts are rendered with the tokenizer's chat template when it has
 one (one user turn, then the assistant marker), else encoded as plain text.
 """
@@ -9,31 +9,12 @@ one (one user turn, then the assistant marker), else encoded as plain text.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
-from ouro_ray.config.schema import TINY_WORLD
-from ouro_ray.world import WorldConfig
-
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def resolve_model_path(path: str, world: WorldConfig | None = None, seed: int = 0,
-                       progress: Callable[[str], None] = lambda _: None) -> Path:
-    """The model directory for ``path``: the tiny world's (built or cached) or an existing HF directory."""
-    if path == TINY_WORLD:
-        from ouro_ray.world import build_tiny_world
-
-        return Path(build_tiny_world(world or WorldConfig(), seed, progress=progress).model_dir)
-    model_dir = Path(path).expanduser()
-    if not (model_dir / "config.json").is_file():
-        raise FileNotFoundError(
-            f"model.path = {path!r}: no config.json there; fix: point model.path at a Hugging Face model "
-            f"directory (one saved with save_pretrained) or use '{TINY_WORLD}'"
-        )
-    return model_dir
 
 
 def torch_dtype(name: str) -> torch.dtype:

@@ -19,7 +19,6 @@ from ouro_ray.data.tensors import pad_lists
 from ouro_ray.models.load import load_tokenizer, torch_dtype
 from ouro_ray.seeding import derive_seed
 
-
 # ---------------------------------------------------------------- model
 
 

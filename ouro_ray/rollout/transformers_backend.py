@@ -13,8 +13,9 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ouro_ray.config.roles import SamplingConfig
 from ouro_ray.models.logprobs import response_logprobs_batched
-from ouro_ray.rollout.protocol import GeneratedCandidate, SamplingConfig
+from ouro_ray.rollout.protocol import GeneratedCandidate
 from ouro_ray.weights import WeightPayload, apply_weights
 
 

@@ -36,7 +36,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import torch
 
-from ouro_ray.rollout.protocol import GeneratedCandidate, SamplingConfig
+from ouro_ray.config.roles import SamplingConfig
+from ouro_ray.rollout.protocol import GeneratedCandidate
 from ouro_ray.seeding import derive_seed
 
 EXTENSION_CLS = "ouro_ray.rollout.vllm_backend.WeightSyncExtension"

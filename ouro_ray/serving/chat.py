@@ -22,8 +22,17 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from ouro_ray.serving.completions import (MAX_LOGPROBS, CompletionEngine, CompletionRequest, CompletionRequestError,
-                                          Sample, check_fields, integer_field, sampling_fields, usage)
+from ouro_ray.serving.completions import (
+    MAX_LOGPROBS,
+    CompletionEngine,
+    CompletionRequest,
+    CompletionRequestError,
+    Sample,
+    check_fields,
+    integer_field,
+    sampling_fields,
+    usage,
+)
 from ouro_ray.serving.tokens import logprob_table, token_bytes, token_text
 
 ROLES = ("system", "user", "assistant")

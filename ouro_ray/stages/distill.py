@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, Literal, Sequence
 
 import pyarrow as pa
 
-from ouro_ray.config.fields import param
+from ouro_ray.config.stages import DistillConfig
 from ouro_ray.data.shards import read_shard, to_table
 from ouro_ray.data.validate import validate_batch
 from ouro_ray.judges.text import content_words, is_refusal, split_sentences
-from ouro_ray.world.catalog import DESIRED_VOICE, MAX_SENTENCES, PERSONA_CONSTRAINTS, PLACEHOLDER, count_hedges
+from ouro_ray.world.catalog import MAX_SENTENCES, PLACEHOLDER, count_hedges
 
 if TYPE_CHECKING:  # the constitution module imports torch; distilling by rules must not need it
     from ouro_ray.judges.constitution import Writer
@@ -64,21 +64,6 @@ SUMMARY_PROMPT = (
     "plainly, no guesses.\n{dialogue}\nFacts:\n"
 )
 """The AI summariser's prompt; ``{dialogue}`` is the transcript, one ``Human:``/``Assistant:`` line per turn."""
-
-
-@dataclass(frozen=True)
-class DistillConfig:
-    """Stage 2: how dialogues become summaries."""
-
-    voice: str = param(DESIRED_VOICE, "the voice the loop teaches: every summary's persona.voice")
-    constraints: tuple[str, ...] = param(PERSONA_CONSTRAINTS, "the constraints the loop teaches: every summary's "
-                                         "persona.constraints")
-    use_ai: bool = param(True, "ask the AI summariser for facts beyond the rules (needs a writer)")
-    max_new_tokens: int = param(64, "longest AI summary in tokens", ge=1)
-    min_grounding: float = param(0.8, "share of an AI fact's content words that must occur in the assistant's "
-                                 "turns for the fact to be kept", gt=0.0, le=1.0)
-    summaries_override: str | None = param(None, "path of a human-edited summaries shard; its rows replace the "
-                                           "distilled ones by dialog_id (null: none)")
 
 
 @dataclass(frozen=True)

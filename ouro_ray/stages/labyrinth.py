@@ -18,38 +18,16 @@ from __future__ import annotations
 import functools
 import random
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 
-from ouro_ray.config.fields import param
+from ouro_ray.config.stages import LabyrinthConfig
 from ouro_ray.data.shards import to_table
 from ouro_ray.data.validate import validate_batch
 from ouro_ray.judges.text import content_words, is_refusal
 from ouro_ray.seeding import derive_seed
-
-
-@dataclass(frozen=True)
-class LabyrinthConfig:
-    """How many challenge prompts each human request yields, and the cap per dialogue."""
-
-    rephrase: int = param(2, "paraphrases per human request (rewordings, pronoun swaps, nested conditionals)", ge=0, le=6)
-    adversarial: int = param(2, "pressure prompts per human request (speculation, rules, length, false premise; "
-                                "jailbreaks for harmful ones)", ge=0, le=6)
-    contrastive: int = param(1, "contrastive pairs per human request (one question framed two ways, one group_id)",
-                             ge=0, le=4)
-    max_prompts_per_dialog: int = param(12, "most prompts from one dialogue; kinds and requests interleave and "
-                                            "pairs stay whole when capping", ge=1)
-
-    def __post_init__(self) -> None:
-        # Direct construction skips the YAML loader's range checks; the template pools set these bounds.
-        for f in fields(self):
-            low, high, value = f.metadata["ge"], f.metadata["le"], getattr(self, f.name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
-                rule = f"a whole number >= {low}" + (f" and <= {high}" if high is not None else "")
-                raise ValueError(f"labyrinth.{f.name} = {value!r}: must be {rule}; fix: set labyrinth.{f.name} "
-                                 f"to {rule} ({f.metadata['doc']})")
 
 
 @dataclass(frozen=True)

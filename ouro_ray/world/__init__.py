@@ -3,16 +3,17 @@
 A synthetic corpus (topics with facts, a concise and a rambling voice, safe and unsafe requests),
 a byte-level BPE tokenizer trained on it, and a tiny Llama/Qwen2 pretrained on it, cached by a
 hash of the config and the seed. ``build_tiny_world`` and ``WorldManifest`` load lazily, so that
-importing the config (which imports :class:`WorldConfig`) does not pull in torch.
+importing the catalog or the config classes re-exported here does not pull in torch.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-# ouro_ray.config imports ouro_ray.world.config, and ouro_ray.world.config imports ouro_ray.config.fields;
+# ouro_ray.config imports ouro_ray.config.world, and ouro_ray.config.world imports ouro_ray.config.fields;
 # importing the config package first makes either import order work.
 import ouro_ray.config  # noqa: F401  (import order, see above)
+from ouro_ray.config.world import CorpusConfig, PretrainConfig, TinyModelConfig, WorldConfig
 from ouro_ray.world.catalog import (
     DESIRED_VOICE,
     PERSONA_CONSTRAINTS,
@@ -21,7 +22,6 @@ from ouro_ray.world.catalog import (
     SPECULATION_HEDGES,
     count_hedges,
 )
-from ouro_ray.world.config import CorpusConfig, PretrainConfig, TinyModelConfig, WorldConfig
 
 if TYPE_CHECKING:
     from ouro_ray.world.build import WorldManifest, build_tiny_world

@@ -1,15 +1,17 @@
 """Build the tiny world (corpus, tokenizer, pretrained tiny LM) once per config and seed, then cache it.
 
-The cache key hashes the config values (all but ``cache_dir``, which says where, not what), the
-seed and :data:`CODE_VERSION`. A world is built in a hidden sibling directory and renamed into
+The cache key hashes the config values (all but ``cache_dir``, which says where, not what, and the
+``judge`` section: the world's judge is built apart, on first need, by
+:func:`ouro_ray.judges.world_judge.build.build_world_judge`), the seed and :data:`CODE_VERSION`. A world is
+built in a hidden sibling directory and renamed into
 place only when its manifest is written, so a crashed or concurrent build never leaves a directory
 that looks finished. Layout of a world::
 
     <root>/corpus/dialogs.jsonl      dialogs shard
     <root>/corpus/summaries.jsonl    summaries shard (the ground truth behind each dialog)
     <root>/model/                    Hugging Face checkpoint: model and tokenizer together
-    <root>/judge/                    the world's judge (its own tokenizer and LM; absent with world.judge.enabled false)
     <root>/manifest.json             written last
+    <root>/judge/                    the world's judge, once built (its own tokenizer and LM, and build.json)
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ import torch
 import transformers
 
 from ouro_ray.config.fields import to_dict
+from ouro_ray.config.world import WorldConfig
 from ouro_ray.data.shards import write_shard
-from ouro_ray.world.config import WorldConfig
 from ouro_ray.world.corpus import Corpus, generate_corpus
 from ouro_ray.world.manifest import MANIFEST_FORMAT, MANIFEST_NAME, WorldManifest, load_complete, manifest_record, write_manifest
 from ouro_ray.world.pretrain import build_model, encode_dialogs, pretrain
@@ -39,11 +41,13 @@ from ouro_ray.world.tokenizer import train_tokenizer
 CODE_VERSION = "tiny-world/3"
 """Bump whenever the corpus, tokenizer or training code changes what a build produces."""
 
-WORLD_ENTRIES = frozenset({"corpus", "model", "judge", MANIFEST_NAME})
+JUDGE_DIR = "judge"
+"""Where the world's judge lives inside a world (built on demand by :mod:`ouro_ray.judges.world_judge.build`)."""
+
+WORLD_ENTRIES = frozenset({"corpus", "model", JUDGE_DIR, MANIFEST_NAME})
 """The only entries a world directory holds; anything else there means it is not ours to replace."""
 
 _PATHS = {"model_dir": "model", "dialogs": "corpus/dialogs.jsonl", "summaries": "corpus/summaries.jsonl"}
-JUDGE_DIR = "judge"
 
 
 def build_tiny_world(
@@ -78,9 +82,11 @@ def build_tiny_world(
 
 
 def world_key(cfg: WorldConfig, seed: int) -> str:
-    """Content hash of what a build produces: config values (not cache_dir), seed, code version."""
+    """Content hash of what a build produces: config values (not cache_dir, not the judge's section), seed,
+    code version."""
     values = to_dict(cfg)
     values.pop("cache_dir", None)
+    values.pop("judge", None)  # the judge is built apart (its own key, judges.world_judge.build)
     blob = json.dumps({"code": CODE_VERSION, "seed": seed, "config": values}, sort_keys=True)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
@@ -110,7 +116,6 @@ def _build_into(staging: Path, cfg: WorldConfig, seed: int, key: str, progress: 
     write_shard(corpus.summaries, staging / _PATHS["summaries"], "summaries")
     progress(f"corpus: {len(corpus.dialogs)} dialogs, {sum(len(d['turns']) for d in corpus.dialogs)} turns")
     trained = _train_model(staging / _PATHS["model_dir"], cfg, corpus, seed, progress)
-    judge = _train_judge(staging / JUDGE_DIR, cfg, corpus, seed, progress)
     data = {
         "format": MANIFEST_FORMAT,
         "key": key,
@@ -120,8 +125,7 @@ def _build_into(staging: Path, cfg: WorldConfig, seed: int, key: str, progress: 
         "counts": {"dialogs": len(corpus.dialogs), "summaries": len(corpus.summaries), **trained.pop("counts")},
         **trained,
         "build_seconds": round(time.perf_counter() - start, 2),
-        "judge": judge,
-        "paths": {**_PATHS, **({"judge_dir": JUDGE_DIR} if judge else {})},
+        "paths": dict(_PATHS),
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
                      "tokenizers": tokenizers.__version__},
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -142,7 +146,7 @@ def _train_model(model_dir: Path, cfg: WorldConfig, corpus: Corpus, seed: int, p
     if n_cut:
         progress(f"corpus: {n_cut} dialogs cut to max_seq_len = {cfg.model.max_seq_len} tokens")
     result = pretrain(model, examples, cfg.pretrain, tokenizer.pad_token_id, seed, progress)
-    _save_quietly(model, tokenizer, model_dir)
+    save_quietly(model, tokenizer, model_dir)
     return {
         "counts": {"tokens": sum(len(x) for x in examples), "truncated": n_cut, "vocab": len(tokenizer)},
         "n_params": n_params,
@@ -152,16 +156,7 @@ def _train_model(model_dir: Path, cfg: WorldConfig, corpus: Corpus, seed: int, p
     }
 
 
-def _train_judge(judge_dir: Path, cfg: WorldConfig, corpus: Corpus, seed: int, progress) -> dict | None:
-    """The world's judge beside the policy (None when ``world.judge.enabled`` is false)."""
-    if not cfg.judge.enabled:
-        return None
-    from ouro_ray.world.judge.train import train_judge
-
-    return train_judge(judge_dir, cfg.judge, corpus, seed, progress, save=_save_quietly)
-
-
-def _save_quietly(model, tokenizer, model_dir: Path) -> None:
+def save_quietly(model, tokenizer, model_dir: Path) -> None:
     """Model and tokenizer into one directory, like any HF checkpoint; no progress bar in our log."""
     hf_logging = transformers.utils.logging
     bar_was_on = hf_logging.is_progress_bar_enabled()

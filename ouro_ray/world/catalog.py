@@ -10,17 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-DESIRED_VOICE = "technical, concise"
-"""The voice a good assistant speaks in; the ``persona.voice`` of every summary."""
-
-PERSONA_CONSTRAINTS = (
-    "no speculation",
-    "at most 3 sentences",
-    "state the key facts plainly",
-    "refuse harmful requests with a brief explanation",
-    "help with safe requests",
-)
-"""The ``persona.constraints`` of every summary: what the alignment loop should teach."""
+from ouro_ray.config.stages import DESIRED_VOICE, PERSONA_CONSTRAINTS  # noqa: F401  (the world's persona)
 
 MAX_SENTENCES = 3
 """Most sentences in a concise answer (the ``at most 3 sentences`` constraint)."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from ouro_ray.config.world import CorpusConfig
 from ouro_ray.world.catalog import (
     DESIRED_VOICE,
     OVER_REFUSAL_REASONS,
@@ -28,7 +29,6 @@ from ouro_ray.world.catalog import (
     TOPICS,
     UNSAFE_REQUESTS,
 )
-from ouro_ray.world.config import CorpusConfig
 
 TOPIC_SHARE_OF_SAFE = 0.6
 """Among safe requests, the share that ask about a topic (the rest are how-to tasks)."""

@@ -8,11 +8,11 @@ are relative to the world's root, so a world directory can be moved or copied as
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from ouro_ray.data.files import write_json_atomic
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -35,8 +35,6 @@ class WorldManifest:
     cached: bool
     key: str
     seed: int
-    judge_dir: Path | None = None
-    """The world's judge model (None when the world was built without one)."""
 
     def describe(self) -> str:
         """A few lines on what was made, for the CLI to print."""
@@ -48,7 +46,6 @@ class WorldManifest:
             f"loss {self.initial_loss:.3f} -> {self.final_loss:.3f})",
             f"  dialogs:   {self.dialogs_path}  ({self.n_dialogs} dialogs)",
             f"  summaries: {self.summaries_path}",
-            f"  judge:     {self.judge_dir or 'none (world.judge.enabled: false)'}",
         ))
 
 
@@ -68,7 +65,6 @@ def manifest_record(root: Path, data: dict[str, Any], cached: bool) -> WorldMani
         cached=cached,
         key=str(data["key"]),
         seed=int(data["seed"]),
-        judge_dir=root / paths["judge_dir"] if paths.get("judge_dir") else None,
     )
 
 
@@ -81,19 +77,10 @@ def load_complete(root: Path, key: str) -> WorldManifest | None:
         world = manifest_record(root, data, cached=True)
     except (OSError, ValueError, KeyError, TypeError):  # missing, torn or foreign manifest: not complete
         return None
-    needed = (world.model_dir / "config.json", world.dialogs_path, world.summaries_path,
-              *((world.judge_dir / "config.json",) if world.judge_dir else ()))
+    needed = (world.model_dir / "config.json", world.dialogs_path, world.summaries_path)
     return world if all(p.is_file() for p in needed) else None
 
 
 def write_manifest(root: Path, data: dict[str, Any]) -> None:
-    """Write ``manifest.json`` atomically (temp file, then rename)."""
-    fd, tmp = tempfile.mkstemp(dir=root, prefix=f".{MANIFEST_NAME}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, ensure_ascii=False, indent=2)
-            fh.write("\n")
-        os.replace(tmp, root / MANIFEST_NAME)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``manifest.json`` atomically."""
+    write_json_atomic(root / MANIFEST_NAME, data)

@@ -10,14 +10,14 @@ from __future__ import annotations
 import math
 import os
 import time
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedModel, Qwen2Config, Qwen2ForCausalLM
 
-from ouro_ray.world.config import PretrainConfig, TinyModelConfig
+from ouro_ray.config.world import PretrainConfig, TinyModelConfig
 from ouro_ray.world.corpus import dialog_messages
 
 _ARCHS = {"llama": (LlamaConfig, LlamaForCausalLM), "qwen2": (Qwen2Config, Qwen2ForCausalLM)}

@@ -6,7 +6,6 @@ import pyarrow as pa
 import pytest
 
 
-
 @pytest.fixture(scope="session")
 def prompts() -> pa.Table:
     texts = ["What is the Veltra reactor?", "How do I bake bread?", "Explain the Osk tide.", "Tell me a fact."]

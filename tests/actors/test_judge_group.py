@@ -8,8 +8,8 @@ from collections import Counter
 
 import pyarrow as pa
 import pytest
-
 from _roles import rollout_cfg
+
 from actors.judge import JudgeGroup, JudgeWriter
 from actors.judge_worker import JudgeWorker
 from actors.rollout import RolloutGroup

@@ -10,8 +10,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import torch
-
 from _roles import rollout_cfg
+
 from actors.reward import RewardGroup, RewardWorker, load_reward_model, sequence_tensors
 from actors.rollout import RolloutGroup, producer_of
 from actors.weights import publish_weights, start_weight_store

@@ -9,13 +9,13 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import torch
-
 from _roles import reference_cfg, rollout_cfg
+
 from actors.reference import ReferenceGroup
 from actors.rollout import RolloutGroup
 from actors.weights import publish_weights, start_weight_store
+from ouro_ray.config.roles import SamplingConfig
 from ouro_ray.models.load import load_causal_lm
-from ouro_ray.rollout.protocol import SamplingConfig
 
 pytestmark = pytest.mark.ray
 GREEDY = SamplingConfig(n=1, temperature=0.0, max_new_tokens=8)

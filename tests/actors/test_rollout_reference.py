@@ -6,12 +6,12 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import torch
-
 from _roles import reference_cfg, rollout_cfg
+
 from actors.reference import ReferenceGroup
 from actors.rollout import RolloutGroup
+from ouro_ray.config.roles import SamplingConfig
 from ouro_ray.data import BatchSchemaError, validate_batch
-from ouro_ray.rollout.protocol import SamplingConfig
 from ouro_ray.rollout.transformers_backend import left_pad, trim_at_eos
 
 

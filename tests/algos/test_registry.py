@@ -5,8 +5,18 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ouro_ray.algos import (dpo_loss, gae, get_advantage_estimator, get_loss, grpo_advantages,
-                            masked_mean, masked_sum, masked_var, ppo_policy_loss, value_loss)
+from ouro_ray.algos import (
+    dpo_loss,
+    gae,
+    get_advantage_estimator,
+    get_loss,
+    grpo_advantages,
+    masked_mean,
+    masked_sum,
+    masked_var,
+    ppo_policy_loss,
+    value_loss,
+)
 
 
 def test_losses_by_name():

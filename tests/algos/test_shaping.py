@@ -7,8 +7,16 @@ import math
 import pytest
 import torch
 
-from ouro_ray.algos import (clip_reward, entropy_bonus, par_reward, ptx_loss, tanh_reward,
-                            token_level_rewards, token_logprobs, whiten)
+from ouro_ray.algos import (
+    clip_reward,
+    entropy_bonus,
+    par_reward,
+    ptx_loss,
+    tanh_reward,
+    token_level_rewards,
+    token_logprobs,
+    whiten,
+)
 
 
 def test_clip_reward():

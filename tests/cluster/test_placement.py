@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from _paths import REPO
 
 pytestmark = pytest.mark.ray

@@ -6,8 +6,8 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-
 from _paths import REPO
+
 from ouro_ray.config import ConfigError, OuroConfig, explain, load_config, to_dict
 
 
@@ -59,7 +59,8 @@ def test_wrong_type_and_out_of_range_name_key_value_rule_and_fix(tmp_path: Path)
 
 
 def test_choice_suggests_the_near_value() -> None:
-    with pytest.raises(ConfigError, match=r"world.model.arch = 'lama': must be one of 'llama', 'qwen2' \(did you mean 'llama'\?\)"):
+    expected = r"world.model.arch = 'lama': must be one of 'llama', 'qwen2' \(did you mean 'llama'\?\)"
+    with pytest.raises(ConfigError, match=expected):
         load_config(None, ["world.model.arch=lama"])
 
 

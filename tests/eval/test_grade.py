@@ -11,7 +11,7 @@ from ouro_ray.eval import pack
 from ouro_ray.eval.grade import GRADES_SCHEMA, OracleGrader, RulesGrader, make_grader, per_candidate, summarise
 from ouro_ray.eval.heldout import builtin_heldout
 from ouro_ray.judges.items import judge_items
-from ouro_ray.loop.scoring import REWARDS_SCHEMA
+from ouro_ray.judges.scoring import REWARDS_SCHEMA
 from ouro_ray.world import oracle
 from ouro_ray.world.catalog import REFUSAL_MARKER
 

@@ -5,8 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ouro_ray.eval.judge_quality import (calibration, credit, heldout_pairs, heldout_points, pairwise_quality,
-                                         pointwise_quality, swap_average)
+from ouro_ray.eval.judge_quality import (
+    calibration,
+    credit,
+    heldout_pairs,
+    heldout_points,
+    pairwise_quality,
+    pointwise_quality,
+    swap_average,
+)
 from ouro_ray.judges.protocol import JudgeScore
 from ouro_ray.world.oracle import grade
 

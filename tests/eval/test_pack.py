@@ -11,7 +11,7 @@ import pytest
 from ouro_ray.eval import pack
 from ouro_ray.eval.coherence import coherence, compare_answers, paraphrase_groups
 from ouro_ray.judges.items import judge_items
-from ouro_ray.loop.scoring import REWARDS_SCHEMA
+from ouro_ray.judges.scoring import REWARDS_SCHEMA
 
 N_PROMPTS = 60
 

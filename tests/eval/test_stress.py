@@ -13,8 +13,7 @@ from _paths import EXAMPLES
 from ouro_ray.config import load_config
 from ouro_ray.data.shards import read_shard
 from ouro_ray.data.validate import validate_batch
-from ouro_ray.eval.stress import (ALL, PLAIN, builtin_cases, cases_from_table, hack_rates, run_stress, scoring_stack,
-                                  stress_items)
+from ouro_ray.eval.stress import ALL, PLAIN, builtin_cases, cases_from_table, hack_rates, run_stress, scoring_stack, stress_items
 from ouro_ray.judges.items import items_from_table
 from ouro_ray.judges.rubric import neutralise
 from ouro_ray.judges.rules import content_words, contradicts, is_injection, words

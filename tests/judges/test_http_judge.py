@@ -7,7 +7,6 @@ HTTP 500 first, and whether every request gets HTTP 400. It records the most req
 
 from __future__ import annotations
 
-
 import json
 import math
 import random

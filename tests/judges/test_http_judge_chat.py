@@ -9,7 +9,6 @@ answers 404.
 
 from __future__ import annotations
 
-
 import json
 import math
 import threading

@@ -49,7 +49,8 @@ def test_digit_tokens_include_space_prefixed_forms(tokenizer):
 
 def test_equal_mass_on_4_and_5_scores_three_quarters(tokenizer):
     ids = digit_token_ids(tokenizer)
-    judge = LLMJudge(StubLM(len(tokenizer), {ids["4"][0]: 0.0, ids["5"][0]: 0.0}), tokenizer, dimensions=("helpful",), context=CONTEXT)
+    judge = LLMJudge(StubLM(len(tokenizer), {ids["4"][0]: 0.0, ids["5"][0]: 0.0}), tokenizer, dimensions=("helpful",),
+                     context=CONTEXT)
     # P(4) = P(5) = 1/2 → E = 4.5 → (4.5 - 3) / 2 = 0.75
     [verdict] = judge.score([ITEM])
     assert verdict.scores["helpful"] == pytest.approx(0.75, abs=1e-6)
@@ -94,7 +95,7 @@ def test_a_candidate_cannot_write_its_own_grade():
 def test_the_worlds_real_judge_gives_bounded_scores_per_dimension(tiny_world):
     from ouro_ray.models.load import load_causal_lm
 
-    model, tok = load_causal_lm(tiny_world.judge_dir)
+    model, tok = load_causal_lm(tiny_world.root / "judge")
     verdicts = LLMJudge(model, tok, batch_size=2).score([ITEM] * 3)
     assert len(verdicts) == 3 and all(set(v.scores) == {"helpful", "honest", "persona"} for v in verdicts)
     assert all(-1 <= s <= 1 for v in verdicts for s in v.scores.values())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pytest
-
 from _pairs import catalog_pairs, split_pairs
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from _heldout import heldout_metrics
+
 from actors.learner_group import LearnerGroup
 from actors.weights import WeightStore
 from ouro_ray.config.learner import DPOConfig, LearnerConfig, LoRAConfig, OptimConfig

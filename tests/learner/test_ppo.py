@@ -17,12 +17,11 @@ from actors.reference import ReferenceGroup
 from actors.rollout import RolloutGroup
 from actors.weights import WeightStore, publish_weights
 from ouro_ray.config.learner import LearnerConfig, OptimConfig, PPOConfig
-from ouro_ray.config.roles import ReferenceConfig, RoleResources, RolloutConfig
+from ouro_ray.config.roles import ReferenceConfig, RoleResources, RolloutConfig, SamplingConfig
 from ouro_ray.data import BatchSchemaError
 from ouro_ray.data.schemas import SHARDS
 from ouro_ray.learner.experience import build_experience, rewards_from_scores
 from ouro_ray.learner.learner import PolicyLearner
-from ouro_ray.rollout.protocol import SamplingConfig
 from ouro_ray.world.catalog import TOPIC_QUESTIONS, TOPICS, UNSAFE_REQUESTS
 
 # ---------------------------------------------------------------- hand-made tables

@@ -9,9 +9,9 @@ import pytest
 from actors.learner_group import LearnerGroup
 from actors.reward import RewardWorker
 from actors.weights import WeightStore
+from ouro_ray.config import ConfigError
 from ouro_ray.config.learner import LearnerConfig, OptimConfig
 from ouro_ray.config.roles import RewardModelConfig, RoleResources
-from ouro_ray.config import ConfigError
 
 
 def rm_cfg() -> LearnerConfig:
@@ -58,7 +58,7 @@ def _check_reward_model_teacher(rm_dir: str, policy_dir: str) -> None:
     """The trained RM as a configured teacher (judges.reward_model.path): tanh(raw / scale), group content."""
     from actors.judge_worker import JudgeWorker
     from ouro_ray.config import load_config
-    from ouro_ray.loop.scoring import combine
+    from ouro_ray.judges.scoring import combine
 
     cfg = load_config(None, ["judges.rules=[]", "judges.llm.enabled=false", f"judges.reward_model.path={rm_dir}",
                              "judges.reward_model.scale=2.0"])

@@ -12,9 +12,8 @@ import csv
 import json
 
 import pytest
-from rich.console import Console
-
 from _paths import REPO
+from rich.console import Console
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 

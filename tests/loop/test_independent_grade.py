@@ -14,7 +14,7 @@ import pytest
 from ouro_ray.config import load_config, to_dict
 from ouro_ray.data import to_table
 from ouro_ray.eval.heldout import builtin_heldout
-from ouro_ray.loop import scoring
+from ouro_ray.judges import scoring
 from ouro_ray.loop.driver import Loop
 from ouro_ray.loop.rundir import RunDir
 from ouro_ray.world import oracle

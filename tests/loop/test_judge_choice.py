@@ -30,7 +30,7 @@ def test_the_tiny_world_gets_its_own_judge_never_the_policy(tiny_world):
     assert cfg.judges.llm.model == "auto"
     assert is_tiny_world(tiny_world.model_dir) and is_tiny_world("tiny-world")
     resolved = resolve_judges(cfg, str(tiny_world.model_dir))
-    assert resolved.llm.model == str(tiny_world.judge_dir) != str(tiny_world.model_dir)
+    assert resolved.llm.model == str(tiny_world.root / "judge") != str(tiny_world.model_dir)
     assert resolve_judges(load_config(None, ["judges.llm.model=policy"]), "/p").llm.model == "/p"  # only when asked
 
 

@@ -57,7 +57,7 @@ SHARDS_PER_ROUND = {
 
 def test_every_stage_writes_its_shard_with_the_right_schema(finished_run):
     from ouro_ray.data import read_shard
-    from ouro_ray.loop.scoring import REWARDS_SCHEMA
+    from ouro_ray.judges.scoring import REWARDS_SCHEMA
 
     run_dir, _ = finished_run
     for r in range(ROUNDS):

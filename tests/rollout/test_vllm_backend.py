@@ -15,8 +15,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from _tiny import SEED, small_world_config
 
-from ouro_ray.rollout.protocol import GenerationBackend, SamplingConfig
+from ouro_ray.config.roles import SamplingConfig
+from ouro_ray.rollout.protocol import GenerationBackend
 from ouro_ray.rollout.vllm_backend import (
     VLLMBackend,
     WeightSyncExtension,
@@ -28,7 +30,6 @@ from ouro_ray.rollout.vllm_backend import (
     vllm_available,
     weight_manifest,
 )
-from _tiny import SEED, small_world_config
 
 REQUESTS = ["Tell me about the lighthouse.", "What do you know about bees?", "How do tides work?"]
 LOGPROB_ATOL = 2e-2  # float32 on both sides; GPU kernels may use TF32 matmuls

@@ -13,8 +13,17 @@ import torch
 
 from ouro_ray.judges.http import HTTPJudge
 from ouro_ray.judges.protocol import JudgeItem, Target
-from ouro_ray.serving import (CompletionEngine, CompletionRequestError, chat_logprobs, complete_chat,
-                              deploy_completions, parse_chat_request, render_messages, token_bytes, token_text)
+from ouro_ray.serving import (
+    CompletionEngine,
+    CompletionRequestError,
+    chat_logprobs,
+    complete_chat,
+    deploy_completions,
+    parse_chat_request,
+    render_messages,
+    token_bytes,
+    token_text,
+)
 from ouro_ray.world.tokenizer import ASSISTANT, BOS
 
 NAME = "tiny-chat"

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 
 from ouro_ray.config.fields import ConfigError, build
+from ouro_ray.config.world import CorpusConfig
 from ouro_ray.data.shards import to_table
 from ouro_ray.data.validate import validate_batch
 from ouro_ray.judges.rules import words
@@ -25,7 +26,6 @@ from ouro_ray.stages.labyrinth import (
     swap_pronouns,
 )
 from ouro_ray.world.catalog import DESIRED_VOICE, PERSONA_CONSTRAINTS, SAFE_TASKS, TOPIC_QUESTIONS, TOPICS, UNSAFE_REQUESTS
-from ouro_ray.world.config import CorpusConfig
 from ouro_ray.world.corpus import generate_corpus
 
 _UNSAFE = tuple(r for u in UNSAFE_REQUESTS for r in u.requests)

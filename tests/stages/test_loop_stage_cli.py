@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from _paths import EXAMPLES
+
 from ouro_ray.cli import main
 from ouro_ray.data import read_shard
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from _paths import EXAMPLES
+
 from ouro_ray.cli import main
 from ouro_ray.data import read_shard
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from _tiny import SEED, small_world_config
 
 from ouro_ray.world import WorldConfig
-from _tiny import SEED, small_world_config
 
 
 @pytest.fixture(scope="session")

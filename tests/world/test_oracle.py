@@ -110,7 +110,7 @@ def test_placement_sees_through_the_labyrinths_rewrites():
 def test_the_oracle_agrees_with_the_corpus_ground_truth():
     """Generated dialogues: every request placed, harm as the catalog says; concise answers and refusals of
     harmful requests pass, rambling fails voice, over-refusals and compliance fail safety."""
-    from ouro_ray.world.config import CorpusConfig
+    from ouro_ray.config.world import CorpusConfig
     from ouro_ray.world.corpus import generate_corpus
 
     harmful = {r.lower() for u in UNSAFE_REQUESTS for r in u.requests}
@@ -132,9 +132,10 @@ def test_the_oracle_agrees_with_the_corpus_ground_truth():
 
 
 def test_every_labyrinth_prompt_of_the_corpus_is_placed():
+    from ouro_ray.config.stages import LabyrinthConfig
+    from ouro_ray.config.world import CorpusConfig
     from ouro_ray.data import to_table
-    from ouro_ray.stages.labyrinth import LabyrinthConfig, labyrinth
-    from ouro_ray.world.config import CorpusConfig
+    from ouro_ray.stages.labyrinth import labyrinth
     from ouro_ray.world.corpus import generate_corpus
 
     corpus = generate_corpus(CorpusConfig(n_dialogs=120), seed=5)

@@ -57,7 +57,7 @@ def synthetic_dialogs(cfg: OuroConfig, n: int, *stream: object) -> pa.Table:
     The assistant turns matter because stage 2 distils facts from them; the policy's own behaviour
     is what the loop measures and trains, not what these dialogues show.
     """
-    from ouro_ray.world.config import CorpusConfig
+    from ouro_ray.config.world import CorpusConfig
     from ouro_ray.world.corpus import generate_corpus
 
     corpus_cfg = CorpusConfig(n_dialogs=max(n, 10), max_exchanges=cfg.world.corpus.max_exchanges,

@@ -7,25 +7,17 @@ outputs are written atomically in the format the file name says (``.jsonl`` or `
 from __future__ import annotations
 
 import argparse
-import sys
 
-
-def _read(path: str, kind: str):
-    from ouro_ray.data import read_shard
-
-    try:
-        return read_shard(path, kind).table
-    except FileNotFoundError as exc:  # exit 1 with the message, not a traceback
-        raise ValueError(str(exc)) from None
+from ouro_ray.cli.common import model_arg, read_input
 
 
 def _writer(cfg):
     """The AI summariser: the initial policy, greedy, through the transformers engine."""
     from ouro_ray.judges.constitution import LocalWriter
-    from ouro_ray.models.load import load_causal_lm, resolve_model_path
+    from ouro_ray.models.load import load_causal_lm
     from ouro_ray.rollout.transformers_backend import TransformersBackend
 
-    model_dir = resolve_model_path(cfg.model.path, cfg.world, cfg.seed, progress=lambda m: print(m, file=sys.stderr))
+    model_dir = model_arg(cfg.model.path, cfg, key="model.path").model_dir
     model, tokenizer = load_causal_lm(model_dir)
     return LocalWriter(TransformersBackend(model, tokenizer), tokenizer, cfg.distill.max_new_tokens)
 
@@ -36,8 +28,8 @@ def cmd_distill(args: argparse.Namespace) -> int:
     from ouro_ray.stages.distill import distill
 
     cfg = load_config(args.config, args.args)
-    overrides = _read(cfg.distill.summaries_override, "summaries") if cfg.distill.summaries_override else None
-    dialogs = _read(args.dialogs, "dialogs")  # bad input fails before the summariser loads
+    overrides = read_input(cfg.distill.summaries_override, "summaries") if cfg.distill.summaries_override else None
+    dialogs = read_input(args.dialogs, "dialogs")  # bad input fails before the summariser loads
     writer = _writer(cfg) if cfg.distill.use_ai else None
     result = distill(dialogs, cfg.distill, writer, overrides)
     write_shard(result.summaries, args.out, "summaries")
@@ -51,14 +43,14 @@ def cmd_labyrinth(args: argparse.Namespace) -> int:
     from ouro_ray.stages.labyrinth import labyrinth
 
     cfg = load_config(args.config, args.args)
-    table = labyrinth(_read(args.summaries, "summaries"), _read(args.dialogs, "dialogs"), cfg.labyrinth, cfg.seed)
+    table = labyrinth(read_input(args.summaries, "summaries"), read_input(args.dialogs, "dialogs"), cfg.labyrinth, cfg.seed)
     write_shard(table, args.out, "labyrinth")
     kinds = table.column("kind").value_counts().to_pylist()
     print(f"{args.out}: {table.num_rows} prompts (" + ", ".join(f"{k['values']} {k['counts']}" for k in kinds) + ")")
     return 0
 
 
-def add_stage_parsers(sub) -> None:
+def add_parsers(sub) -> None:
     d = sub.add_parser("distill", help="stage 2: dialogues → summaries {facts, logic, persona}")
     d.add_argument("dialogs", help="a dialogs shard (JSONL or Parquet)")
     d.add_argument("--out", required=True, help="summaries shard to write (.jsonl or .parquet)")

@@ -19,14 +19,24 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from ouro_ray.judges.constitution import DEFAULT_PRINCIPLES
+from ouro_ray.config.judges import DEFAULT_PRINCIPLES
 from ouro_ray.judges.protocol import JudgeItem, Target
-from ouro_ray.judges.rubric import (DIMENSIONS, contradiction_prompt, critique_prompt, judge_prompt, pairwise_prompt,
-                                    revise_prompt)
+from ouro_ray.judges.rubric import DIMENSIONS, contradiction_prompt, critique_prompt, judge_prompt, pairwise_prompt, revise_prompt
+from ouro_ray.judges.world_judge.answers import (
+    Answer,
+    Case,
+    Split,
+    answer,
+    contradict,
+    critique,
+    families_for,
+    grades,
+    ideal_answer,
+    make_case,
+    quality,
+)
 from ouro_ray.stages.distill import SUMMARY_PROMPT, transcript
 from ouro_ray.world.catalog import DESIRED_VOICE, PERSONA_CONSTRAINTS
-from ouro_ray.world.judge.answers import (Answer, Case, Split, answer, contradict, critique, families_for, grades,
-                                          ideal_answer, make_case, quality)
 
 PAIRWISE_DIMENSIONS = ("helpful", "honest", "persona")
 """The dimensions a pairwise prompt names (the LLM judge's default rubric)."""

@@ -1,4 +1,5 @@
-"""The world's judge: built beside the policy, its own model, and far better than a coin on held-out pairs.
+"""The world's judge: built beside the policy on first need, its own model, cached apart from the policy,
+and far better than a coin on held-out pairs.
 
 The session's small world builds its judge at test size (``tests/_tiny.py``); the figures here are
 on items from the held-out side of the judge's split (phrasings, catalog entries and the
@@ -19,18 +20,46 @@ def world_judge(tiny_world):
     from ouro_ray.judges.llm import LLMJudge
     from ouro_ray.models.load import load_causal_lm
 
-    model, tokenizer = load_causal_lm(tiny_world.judge_dir)
+    model, tokenizer = load_causal_lm(tiny_world.root / "judge")
     return LLMJudge(model, tokenizer, batch_size=16)
 
 
 def test_the_judge_is_its_own_model_beside_the_policy(tiny_world):
-    assert tiny_world.judge_dir == tiny_world.root / "judge"
+    judge_dir = tiny_world.root / "judge"
     policy = json.loads((tiny_world.model_dir / "config.json").read_text())
-    judge = json.loads((tiny_world.judge_dir / "config.json").read_text())
+    judge = json.loads((judge_dir / "config.json").read_text())
     assert judge["max_position_embeddings"] == 512 > policy["max_position_embeddings"] or \
         judge["hidden_size"] != policy["hidden_size"]
-    manifest = json.loads((tiny_world.root / "manifest.json").read_text())
-    assert manifest["paths"]["judge_dir"] == "judge" and manifest["judge"]["examples"] > 1000
+    built = json.loads((judge_dir / "build.json").read_text())
+    assert built["world_key"] == tiny_world.key and built["examples"] > 1000
+
+
+def test_the_judge_is_cached_and_its_config_never_rebuilds_the_policy(tiny_world, tmp_path):
+    """A second call finds the judge; a changed judge section keeps the world's key (the policy is not
+    rebuilt) and retrains only the judge, in a copy of the world made here to leave the session's alone."""
+    import dataclasses
+    import shutil
+
+    from _tiny import SEED, small_world_config
+
+    from ouro_ray.judges.world_judge.build import build_world_judge, judge_key
+    from ouro_ray.world.build import world_key
+
+    cfg = small_world_config(tiny_world.root.parent)
+    said = []
+    assert build_world_judge(cfg, SEED, progress=said.append, world=tiny_world) == tiny_world.root / "judge"
+    assert any("cache hit" in m for m in said)
+    fewer = dataclasses.replace(cfg, judge=dataclasses.replace(cfg.judge, steps=3, warmup_steps=1, log_every=1))
+    assert world_key(fewer, SEED) == world_key(cfg, SEED) and judge_key("k", fewer) != judge_key("k", cfg)
+    copy = tmp_path / tiny_world.key
+    shutil.copytree(tiny_world.root, copy)
+    moved = dataclasses.replace(fewer, cache_dir=str(tmp_path))
+    said = []
+    assert build_world_judge(moved, SEED, progress=said.append) == copy / "judge"
+    assert any(m.startswith("tiny world") and "cache hit" in m for m in said)  # the policy came from the cache
+    assert any("step 3/3" in m for m in said)  # and the judge was retrained
+    assert json.loads((copy / "judge" / "build.json").read_text())["key"] == judge_key(tiny_world.key, moved)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [tiny_world.key]  # no staging left behind
 
 
 def test_the_judge_beats_a_coin_by_a_wide_margin_on_held_out_pairs(world_judge):

@@ -1,4 +1,6 @@
-"""`ouro eval`: policies and a baseline answer the same prompts; the evaluator pack writes its report.
+"""`ouro eval` and `ouro judge-eval`.
+
+`ouro eval`: policies and a baseline answer the same prompts; the evaluator pack writes its report.
 
     ouro eval --policy RUN_OR_DIR [--policy …] --baseline DIR [--prompts FILE] [--out DIR] [--config C] [k=v …]
 
@@ -16,18 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-RUN_FILE = "run.json"
-
-
-def resolve_policy(spec: str, cfg) -> Path:
-    """An HF directory for ``spec``: an `ouro run` directory (its policy), a learner checkpoint, a model
-    directory, or 'tiny-world'."""
-    from ouro_ray.cli_train import _model
-
-    path = Path(spec).expanduser()
-    if (path / "learner_state.json").is_file() and (path / "policy" / "config.json").is_file():
-        return path / "policy"  # a learner checkpoint (RUN_DIR/train/learner/checkpoint_NNNNNN)
-    return Path(_model(spec, cfg))
+from ouro_ray.cli.common import add_config_args, connect, model_arg, number, read_input, say
+from ouro_ray.models.resolve import RUN_MARKER
 
 
 def model_names(specs: list[str]) -> list[str]:
@@ -47,16 +39,15 @@ def eval_prompts(args: argparse.Namespace, cfg) -> tuple[Any, str]:
     """``(prompts, which set)``: ``--prompts``; else a run directory's held-out prompts (the ones `ouro run`
     measured); else the config's held-out prompts; else, when the config has none, the built-in
     tiny-world held-out set (:mod:`ouro_ray.eval.heldout`), so `ouro eval` never stops for want of prompts."""
-    from ouro_ray.cli_train import _read
     from ouro_ray.eval.heldout import PROMPT_SET, builtin_heldout
-    from ouro_ray.loop.sources import DialogSource, held_out_prompts, sample_rows
     from ouro_ray.seeding import derive_seed
+    from ouro_ray.stages.sources import DialogSource, held_out_prompts, sample_rows
 
     if args.prompts:
-        table = sample_rows(_read(args.prompts, "prompts"), cfg.evaluation.size, derive_seed(cfg.seed, "eval-prompts"))
+        table = sample_rows(read_input(args.prompts, "prompts"), cfg.evaluation.size, derive_seed(cfg.seed, "eval-prompts"))
         return table, f"--prompts {args.prompts}"
     for spec in args.policy:
-        if (Path(spec) / RUN_FILE).is_file() and (Path(spec) / "heldout.parquet").is_file():
+        if (Path(spec) / RUN_MARKER).is_file() and (Path(spec) / "heldout.parquet").is_file():
             import pyarrow.parquet as pq
 
             path = Path(spec) / "heldout.parquet"
@@ -98,7 +89,7 @@ def evaluate(cfg, specs: list[str], baseline: str, prompts, judges, say=lambda m
     answers, metrics, rows = [], {}, []
     for name, spec in zip(names, specs + [baseline]):
         say(f"{name}: generating {cfg.evaluation.n} candidates for {prompts.num_rows} prompts")
-        candidates = generate(resolve_policy(spec, cfg), prompts, cfg)
+        candidates = generate(model_arg(spec, cfg).model_dir, prompts, cfg)
         say(f"{name}: judging" + (f", and grading independently ({grader.name})" if grader else ""))
         answers.append(pack.score_answers(name, candidates, prompts, judges, cfg.scoring, grader=grader))
         metrics[name], model_rows = pack.model_metrics(answers[-1], judges=judges, n_boot=cfg.evaluation.bootstrap,
@@ -165,17 +156,15 @@ def eval_judges(cfg, policies: list[str], baseline: str):
             raise ConfigError([problem.replace("and the policy is another model",
                                                "and a model under evaluation is another model")])
     if llm.enabled and llm.model == POLICY:
-        return dataclasses.replace(cfg.judges, llm=dataclasses.replace(llm, model=str(resolve_policy(baseline, cfg))))
-    return resolve_judges(cfg, str(resolve_policy(baseline, cfg)))
+        return dataclasses.replace(cfg.judges, llm=dataclasses.replace(llm, model=str(model_arg(baseline, cfg).model_dir)))
+    return resolve_judges(cfg, str(model_arg(baseline, cfg).model_dir))
 
 
 def _cluster(cfg, say):
     """Ray only when a role runs remotely (rollout actors or Serve judge replicas)."""
     if cfg.rollout.workers.num_workers == 0 and cfg.judges.max_workers == 0:
         return None
-    from ouro_ray.cli_train import _connect
-
-    return _connect(cfg)
+    return connect(cfg)
 
 
 def _print_summary(report: dict, out: Path, files: dict) -> None:
@@ -199,7 +188,23 @@ def _print_summary(report: dict, out: Path, files: dict) -> None:
     print(f"report: {out / 'report.md'} ({len(files)} files)")
 
 
-def add_eval_parser(sub) -> None:
+def cmd_judge_eval(args: argparse.Namespace) -> int:
+    from ouro_ray.config import load_config
+    from ouro_ray.data.files import write_json_atomic
+    from ouro_ray.eval.judge_eval import judge_eval
+    from ouro_ray.eval.judge_eval_report import print_summary, write_markdown
+
+    cfg = load_config(args.config, args.args)
+    out = Path(args.out or Path("evals") / f"judge-{time.strftime('%Y%m%d-%H%M%S')}")
+    out.mkdir(parents=True, exist_ok=True)
+    report = judge_eval(cfg, args.pairs, args.points, say)
+    write_json_atomic(out / "judge_eval.json", report)
+    write_markdown(report, out / "judge_eval.md")
+    print_summary(report, out)
+    return 0
+
+
+def add_parsers(sub) -> None:
     e = sub.add_parser("eval", help="the evaluator pack: win rate and ELO vs a baseline, coherence under paraphrase, "
                                     "persona, safety, reward-hack stress; report.json/md, results.csv, PNGs",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -211,6 +216,17 @@ def add_eval_parser(sub) -> None:
                                      "config's held-out prompts, else the built-in tiny-world held-out set); at most "
                                      "evaluation.size are used")
     e.add_argument("--out", help="report directory (default: evals/<date-time>)")
-    e.add_argument("--config", help="YAML config (evaluation.*, judges.*, scoring.*, rollout.*, cluster.*)")
-    e.add_argument("args", nargs="*", metavar="[KEY=VALUE]", help="config overrides, e.g. evaluation.n=4")
+    add_config_args(e, "evaluation.*, judges.*, scoring.*, rollout.*, cluster.*", "evaluation.n=4")
     e.set_defaults(func=main)
+
+    from ouro_ray.eval import judge_eval
+
+    j = sub.add_parser("judge-eval", help="grade every AI teacher (LLM, HTTP, rules, constitution) against the tiny "
+                                          "world's ground truth on held-out items; judge_eval.json/md",
+                       description=judge_eval.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    j.add_argument("config", nargs="?", help="YAML config (judges.*, scoring.*, world.*); default: the built-in one")
+    j.add_argument("--out", help="report directory (default: evals/judge-<date-time>)")
+    j.add_argument("--pairs", type=number(int), default=300, help="ground-truth pairs per item set (default 300)")
+    j.add_argument("--points", type=number(int), default=200, help="single answers per item set (default 200)")
+    j.add_argument("args", nargs="*", metavar="[KEY=VALUE]", help="config overrides, e.g. judges.llm.model=DIR")
+    j.set_defaults(func=cmd_judge_eval)

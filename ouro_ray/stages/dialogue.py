@@ -1,6 +1,7 @@
-"""``ouro chat``: stage 1 for a human — talk with the current policy; each dialogue joins a dialogs shard.
+"""Stage 1, Dialogue: a human talks with the current policy; each dialogue joins a dialogs shard.
 
-Glue around the loop's own pieces: the policy loads with :func:`~ouro_ray.models.load.load_causal_lm`,
+The library behind ``ouro chat`` (:mod:`ouro_ray.cli.chat`). Glue around the loop's own pieces: the policy
+loads with :func:`~ouro_ray.models.load.load_causal_lm`,
 answers through :class:`~ouro_ray.rollout.transformers_backend.TransformersBackend` with the config's
 ``rollout.sampling`` (one candidate, seed ``seed + reply index``), and every dialogue is validated
 against the ``dialogs`` schema before it is appended, so a bad record is never written.
@@ -8,7 +9,6 @@ against the ``dialogs`` schema before it is appended, so a bad record is never w
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import secrets
@@ -17,8 +17,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-RUN_FILE = "run.json"
-POLICY_DIR = "policy"  # ouro_ray.learner.learner.POLICY_DIR, not imported: that pulls in the whole learner
 RUN_CHAT_SHARD = Path("chat") / "dialogs.jsonl"
 """Where a run's loop reads new human dialogues each round."""
 
@@ -33,26 +31,6 @@ class ChatUsageError(Exception):
 
 
 # ---------------------------------------------------------------- where the policy and the dialogues are
-
-
-def resolve_model(model: str, cfg) -> tuple[Path, Path | None]:
-    """``(HF model directory, run directory or None)`` for a run directory, an HF directory or 'tiny-world'."""
-    from ouro_ray.config import TINY_WORLD
-    from ouro_ray.models.load import resolve_model_path
-
-    path = Path(model).expanduser()
-    if (path / RUN_FILE).is_file():
-        policy = path / POLICY_DIR
-        if not (policy / "config.json").is_file():
-            raise ChatUsageError(f"--model {model}: a run directory without a full policy at {policy} (the run has "
-                                 "not finished a round yet, or it trains LoRA adapters only); fix: wait for the "
-                                 "first round to finish, or pass a Hugging Face model directory")
-        return policy, path
-    if model != TINY_WORLD and not (path / "config.json").is_file():
-        raise ChatUsageError(f"--model {model}: neither a run directory (no {RUN_FILE}) nor a Hugging Face model "
-                             f"directory (no config.json); fix: pass an `ouro run` directory, a model directory "
-                             f"or '{TINY_WORLD}'")
-    return resolve_model_path(model, cfg.world, cfg.seed, progress=lambda m: print(m, file=sys.stderr)), None
 
 
 def resolve_out(out: str | None, run_dir: Path | None) -> Path:
@@ -189,41 +167,3 @@ def stdin_reader(interactive: bool) -> Callable[[], str | None]:
                 print()
             return None
     return read_line
-
-
-def cmd_chat(args: argparse.Namespace) -> int:
-    from ouro_ray.cli import EXIT_BAD_CONFIG
-    from ouro_ray.config import load_config
-
-    cfg = load_config(args.config, args.args)
-    try:
-        model_dir, run_dir = resolve_model(args.model, cfg)
-        out = resolve_out(args.out, run_dir)
-        policy = ChatPolicy(model_dir, cfg.rollout.sampling, cfg.seed, cfg.rollout.dtype)
-    except (ChatUsageError, FileNotFoundError) as exc:
-        print(f"ouro chat: {exc}", file=sys.stderr)
-        return EXIT_BAD_CONFIG
-    interactive = sys.stdin.isatty()
-    if interactive:
-        import importlib.util
-
-        if importlib.util.find_spec("readline") is not None:  # line editing and history for input()
-            importlib.import_module("readline")
-
-        print(f"chatting with {model_dir}; dialogues go to {out}; /help lists the commands", file=sys.stderr)
-    try:
-        chat(policy.reply, out, stdin_reader(interactive))
-    except KeyboardInterrupt:  # while the policy was answering; the dialogue so far is saved
-        return 130
-    return 0
-
-
-def add_chat_parser(sub) -> None:
-    c = sub.add_parser("chat", help="stage 1: talk with the current policy; dialogues are appended to a dialogs shard")
-    c.add_argument("--model", required=True,
-                   help="an `ouro run` directory (its current policy), a Hugging Face model directory or 'tiny-world'")
-    c.add_argument("--out", help="dialogs shard to append to, .jsonl or .parquet "
-                   f"(default for a run directory: RUN_DIR/{RUN_CHAT_SHARD})")
-    c.add_argument("--config", help="YAML config (rollout.sampling.*, seed; world.* for tiny-world)")
-    c.add_argument("args", nargs="*", metavar="[KEY=VALUE]", help="config overrides, e.g. rollout.sampling.temperature=0.7")
-    c.set_defaults(func=cmd_chat)

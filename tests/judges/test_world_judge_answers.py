@@ -11,10 +11,23 @@ import random
 
 import pytest
 
+from ouro_ray.judges.world_judge.answers import (
+    HARM_FAMILIES,
+    SAFE_FAMILIES,
+    Case,
+    Split,
+    answer,
+    contradict,
+    critique,
+    entries,
+    families_for,
+    grades,
+    ideal_answer,
+    make_case,
+    quality,
+)
+from ouro_ray.judges.world_judge.examples import TASK_MIX, make_examples
 from ouro_ray.world import oracle
-from ouro_ray.world.judge.answers import (HARM_FAMILIES, SAFE_FAMILIES, Case, Split, answer, contradict, critique,
-                                          entries, families_for, grades, ideal_answer, make_case, quality)
-from ouro_ray.world.judge.examples import TASK_MIX, make_examples
 
 TOPIC = Case("What is the Veltra reactor?", ("The Veltra reactor runs at 840 kelvin.",
                                              "The Veltra reactor is cooled by molten salt.",

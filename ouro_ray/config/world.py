@@ -20,7 +20,8 @@ class CorpusConfig:
     n_dialogs: int = param(1200, "number of synthetic dialogs to generate", ge=10)
     max_exchanges: int = param(2, "most human/assistant exchanges in one dialog", ge=1, le=8)
     concise_rate: float = param(
-        0.5, "share of dialogs whose assistant speaks in the technical, concise voice (the rest ramble and speculate)", ge=0.0, le=1.0
+        0.5, "share of dialogs whose assistant speaks in the technical, concise voice (the rest ramble and speculate)",
+        ge=0.0, le=1.0
     )
     unsafe_rate: float = param(0.25, "share of human requests that ask for harmful help (hacking, weapons)", ge=0.0, le=1.0)
     refusal_rate: float = param(

@@ -7,7 +7,7 @@ import pytest
 
 from ouro_ray.config.loop import ScoringConfig
 from ouro_ray.data.schemas import SHARDS
-from ouro_ray.loop.scoring import combine, human_rows, review_queue
+from ouro_ray.judges.scoring import combine, human_rows, review_queue
 
 
 def _scores(rows: list[tuple]) -> pa.Table:
@@ -133,7 +133,7 @@ class _FixedJudges:
 
 
 def test_score_candidates_is_the_one_path_items_teachers_humans_lambda():
-    from ouro_ray.loop.scoring import score_candidates
+    from ouro_ray.judges.scoring import score_candidates
 
     prompts = pa.table({"prompt_id": ["p", "q"], "prompt": ["How?", "Why?"], "label": ["safe", "unsafe"]})
     candidates = pa.table({"prompt_id": ["p", "q"], "candidate_id": ["c0", "c0"], "text": ["a", "b"]})

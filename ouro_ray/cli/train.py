@@ -11,65 +11,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
-import sys
 import tempfile
 from pathlib import Path
 
+from ouro_ray.cli.common import UsageError, add_config_args, check_format, connect, in_process, model_arg, read_input, say
 from ouro_ray.config import ConfigError
 
 TRAINS_ON = {"ppo": "--candidates CANDIDATES with --scores SCORES",
              "dpo": "--pairs PAIRS and/or --candidates CANDIDATES with --scores SCORES (ranked into pairs)",
              "rm": "--pairs PAIRS (a pairs shard)"}
-
-
-class UsageError(ConfigError):
-    """Arguments that do not fit together; exits 2, as a bad config does."""
-
-    def __init__(self, message: str):
-        self.problems = [message]
-        ValueError.__init__(self, message)
-
-
-def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def _read(path: str, kind: str):
-    """A shard read as ``ouro validate`` reads it; 'prompts' also takes a labyrinth shard, as ``data.prompts`` does."""
-    from ouro_ray.data import read_shard
-    from ouro_ray.loop.sources import read_prompts
-
-    try:
-        return read_prompts(path) if kind == "prompts" else read_shard(path, kind).table
-    except FileNotFoundError as exc:
-        raise ValueError(str(exc)) from None
-
-
-def _check_format(*paths: str | Path | None) -> None:
-    """Refuse an output name without a shard suffix now, before any model loads."""
-    from ouro_ray.data.shards import shard_format
-
-    for path in paths:
-        if path is not None:
-            shard_format(path)
-
-
-def _model(model: str, cfg) -> str:
-    """``--model`` as an HF directory: 'tiny-world', a model directory, or an ``ouro run`` directory's policy."""
-    from ouro_ray.chat import ChatUsageError, resolve_model
-
-    try:
-        return str(resolve_model(model, cfg)[0])
-    except ChatUsageError as exc:
-        raise UsageError(str(exc)) from None
-    except FileNotFoundError as exc:
-        raise UsageError(f"--model {model}: {exc}") from None
-
-
-def _in_process(role_cfg):
-    """A role's config with ``workers.num_workers = 0``: the role runs in this process."""
-    return dataclasses.replace(role_cfg, workers=dataclasses.replace(role_cfg.workers, num_workers=0))
 
 
 # ---------------------------------------------------------------- 4. generate
@@ -84,9 +34,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from ouro_ray.seeding import derive_seed
 
     cfg = load_config(args.config, args.args)
-    _check_format(args.out)
-    prompts = _read(args.prompts, "prompts")
-    rollout = RolloutGroup(_model(args.model, cfg), _in_process(cfg.rollout), seed=cfg.seed)
+    check_format(args.out)
+    prompts = read_input(args.prompts, "prompts")
+    rollout = RolloutGroup(str(model_arg(args.model, cfg).model_dir), in_process(cfg.rollout), seed=cfg.seed)
     try:
         candidates = rollout.generate(prompts, seed=derive_seed(cfg.seed, "generate"))
     finally:
@@ -112,9 +62,7 @@ def _judges(cfg):
         raise ConfigError([problem])
     if not cfg.judges.llm.enabled:
         return cfg.judges
-    from ouro_ray.models.load import resolve_model_path
-
-    return resolve_judges(cfg, str(resolve_model_path(cfg.model.path, cfg.world, cfg.seed, progress=_say)))
+    return resolve_judges(cfg, str(model_arg(cfg.model.path, cfg, key="model.path").model_dir))
 
 
 def write_rewards(rewards, path: Path) -> Path:
@@ -127,9 +75,9 @@ def write_rewards(rewards, path: Path) -> Path:
 def _scored(candidates, prompts, cfg):
     """``(scores, rewards, judge output)``: the loop's scoring path with the judges in this process."""
     from actors.judge_worker import JudgeWorker
-    from ouro_ray.loop.scoring import score_candidates
+    from ouro_ray.judges.scoring import score_candidates
 
-    human = _read(cfg.data.scores, "scores") if cfg.data.scores else None
+    human = read_input(cfg.data.scores, "scores") if cfg.data.scores else None
     judges_cfg = _judges(cfg)
     judges = _LazyJudges(lambda: JudgeWorker(judges_cfg))
     try:
@@ -158,7 +106,7 @@ class _LazyJudges:
 
 def _reward_summary(rewards) -> str:
     from ouro_ray.config.loop import LAMBDA_GROUPS
-    from ouro_ray.loop.scoring import mean_by
+    from ouro_ray.judges.scoring import mean_by
 
     fmt = lambda value: "n/a" if value is None else f"{value:+.3f}"  # noqa: E731
     groups = ", ".join(f"{g} {fmt(mean_by(rewards.column(g).to_pylist()))}" for g in LAMBDA_GROUPS)
@@ -174,9 +122,9 @@ def cmd_score(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.args)
     out = Path(args.out)
     rewards_out = Path(args.rewards) if args.rewards else out.with_name(f"{out.stem}-rewards{out.suffix}")
-    _check_format(args.out, rewards_out, args.pairs_out)
-    candidates = _read(args.candidates, "candidates")
-    scores, rewards, output = _scored(candidates, _read(args.prompts, "prompts"), cfg)
+    check_format(args.out, rewards_out, args.pairs_out)
+    candidates = read_input(args.candidates, "candidates")
+    scores, rewards, output = _scored(candidates, read_input(args.prompts, "prompts"), cfg)
     write_shard(scores, args.out, "scores")
     write_rewards(rewards, rewards_out)
     print(f"{args.out}: {scores.num_rows} scores of {rewards.num_rows} candidates")
@@ -185,7 +133,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         write_shard(output.pairs, args.pairs_out, "pairs")
         print(f"{args.pairs_out}: {output.pairs.num_rows} constitution pairs")
     elif output.pairs.num_rows:
-        _say(f"{output.pairs.num_rows} constitution pairs not written; pass --pairs-out PAIRS.jsonl to keep them")
+        say(f"{output.pairs.num_rows} constitution pairs not written; pass --pairs-out PAIRS.jsonl to keep them")
     return 0
 
 
@@ -196,7 +144,7 @@ def _learner_config(cfg, algo: str):
     """The learner section with the subcommand's algorithm, checked again for that algorithm."""
     learner = dataclasses.replace(cfg.learner, algo=algo, checkpoint_every=1)
     if cfg.learner.checkpoint_every != 1:
-        _say(f"learner.checkpoint_every = {cfg.learner.checkpoint_every} not used: ouro train saves its one update")
+        say(f"learner.checkpoint_every = {cfg.learner.checkpoint_every} not used: ouro train saves its one update")
     problems = [f"{key}: {message}" for key, message in learner.checks()]
     if problems:
         raise ConfigError(problems)
@@ -226,37 +174,25 @@ def _batch(args: argparse.Namespace, cfg, model_dir: str):
     """The learner's batch, built by the loop's own batch code (the reference is ``--model``)."""
     from actors.reference import ReferenceGroup
     from ouro_ray.data.schemas import SHARDS
+    from ouro_ray.judges.scoring import REWARDS_SCHEMA, combine
     from ouro_ray.learner.batches import preference_batch, tokenize_pairs
     from ouro_ray.loop.batches import dpo_batch, ppo_batch
-    from ouro_ray.loop.scoring import REWARDS_SCHEMA, combine
     from ouro_ray.models.load import load_tokenizer
 
-    pairs = _read(args.pairs, "pairs") if args.pairs else SHARDS["pairs"].schema.empty_table()
+    pairs = read_input(args.pairs, "pairs") if args.pairs else SHARDS["pairs"].schema.empty_table()
     if args.algo == "rm":  # no reference: the reward model needs only the two sides
         chosen, rejected = tokenize_pairs(pairs, load_tokenizer(model_dir))
         return preference_batch(chosen, rejected, prompt_ids=chosen.column("prompt_id").combine_chunks())
     candidates, rewards = SHARDS["candidates"].schema.empty_table(), REWARDS_SCHEMA.empty_table()
     if args.candidates:
-        candidates, rewards = _read(args.candidates, "candidates"), combine(_read(args.scores, "scores"), cfg.scoring)
-    reference = ReferenceGroup(model_dir, _in_process(cfg.reference))
+        candidates, rewards = read_input(args.candidates, "candidates"), combine(read_input(args.scores, "scores"), cfg.scoring)
+    reference = ReferenceGroup(model_dir, in_process(cfg.reference))
     try:
         if args.algo == "ppo":
             return ppo_batch(candidates, rewards, reference)
         return dpo_batch(candidates, rewards, pairs, reference, load_tokenizer(model_dir), cfg.scoring.pair_margin)
     finally:
         reference.close()
-
-
-def _connect(cfg):
-    """Join or start the Ray cluster Ray Train needs (sizes only for a cluster this starts), as ``ouro run``."""
-    from cluster.local import connect
-
-    c = cfg.cluster
-    joining = c.address or os.environ.get("RAY_ADDRESS")
-    sizes = {} if joining else {"num_cpus": c.num_cpus, "num_gpus": c.num_gpus, "object_store_mb": c.object_store_mb}
-    info = connect(c.address, dashboard=c.dashboard, namespace=c.namespace, **sizes)
-    _say(info.describe())
-    return info
 
 
 def _update(learner_cfg, model_dir: str, batch, cfg, out: Path) -> dict:
@@ -270,7 +206,7 @@ def _update(learner_cfg, model_dir: str, batch, cfg, out: Path) -> dict:
     root = Path(cfg.learner.storage_path).expanduser() if cfg.learner.storage_path else out.absolute().parent
     root.mkdir(parents=True, exist_ok=True)
     storage = Path(tempfile.mkdtemp(prefix=".ouro-train-", dir=root))  # fresh: a used one would be resumed
-    info = _connect(cfg) if learner_cfg.num_workers > 0 else None
+    info = connect(cfg) if learner_cfg.num_workers > 0 else None
     try:
         learner = LearnerGroup(learner_cfg, model_dir, storage_path=str(storage), seed=cfg.seed)
         try:
@@ -303,7 +239,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     learner_cfg = _learner_config(cfg, args.algo)
     _check_inputs(args)
     out = _fresh_out(args.out)
-    model_dir = _model(args.model, cfg)
+    model_dir = str(model_arg(args.model, cfg).model_dir)
     batch = _batch(args, cfg, model_dir)
     if batch.num_rows == 0:
         hint = (f"no two candidates of a prompt differ by scoring.pair_margin = {cfg.scoring.pair_margin:g}; fix: "
@@ -319,12 +255,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- parsers
 
 
-def _common(p: argparse.ArgumentParser, sections: str, example: str) -> None:
-    p.add_argument("--config", help=f"YAML config ({sections})")
-    p.add_argument("args", nargs="*", metavar="[KEY=VALUE]", help=f"config overrides, e.g. {example}")
-
-
-def add_loop_stage_parsers(sub) -> None:
+def add_parsers(sub) -> None:
     g = sub.add_parser("generate", help="stage 4: prompts → candidates from a policy",
                        description="Stage 4 alone: the rollout role runs in this process (`ouro run` spreads it "
                                    "over rollout actors), with rollout.sampling and the seed's 'generate' stream.")
@@ -332,7 +263,7 @@ def add_loop_stage_parsers(sub) -> None:
     g.add_argument("--model", required=True, help="'tiny-world', a Hugging Face model directory or an `ouro run` "
                    "directory (its policy)")
     g.add_argument("--out", required=True, help="candidates shard to write (.jsonl or .parquet)")
-    _common(g, "rollout.*, seed, world.*", "rollout.sampling.n=2")
+    add_config_args(g, "rollout.*, seed, world.*", "rollout.sampling.n=2")
     g.set_defaults(func=cmd_generate)
 
     s = sub.add_parser("score", help="stage 5: candidates → teachers' scores and one reward per candidate",
@@ -344,7 +275,7 @@ def add_loop_stage_parsers(sub) -> None:
     s.add_argument("--rewards", help="rewards file to write, one row per candidate, .jsonl or .parquet "
                    "(default: OUT's name + '-rewards')")
     s.add_argument("--pairs-out", help="pairs shard for the constitution's (revision, original) pairs, if any")
-    _common(s, "judges.*, scoring.*, data.scores, model.path for judges.llm.model=policy", "judges.llm.enabled=false")
+    add_config_args(s, "judges.*, scoring.*, data.scores, model.path for judges.llm.model=policy", "judges.llm.enabled=false")
     s.set_defaults(func=cmd_score)
 
     t = sub.add_parser("train", help="stage 6: one learner update (ppo, dpo or rm), saved as a model directory",
@@ -358,5 +289,5 @@ def add_loop_stage_parsers(sub) -> None:
     t.add_argument("--candidates", help="a candidates shard (ppo, dpo)")
     t.add_argument("--scores", help="the candidates' scores shard (from `ouro score`), combined by scoring.*")
     t.add_argument("--pairs", help="a pairs shard: prompt_id, prompt, chosen, rejected, source (dpo, rm)")
-    _common(t, "learner.*, reference.*, scoring.*, cluster.*, seed", "learner.num_workers=0")
+    add_config_args(t, "learner.*, reference.*, scoring.*, cluster.*, seed", "learner.num_workers=0")
     t.set_defaults(func=cmd_train)

@@ -22,8 +22,17 @@ import re
 from dataclasses import dataclass, field, replace
 
 from ouro_ray.stages.labyrinth import adversarial_prompts, alter_fact, contrastive_pairs, rephrasings
-from ouro_ray.world.catalog import (MAX_SENTENCES, OVER_REFUSAL_REASONS, PLACEHOLDER, REFUSAL_MARKER, SAFE_TASKS,
-                                    SPECULATION_HEDGES, TOPIC_QUESTIONS, TOPICS, UNSAFE_REQUESTS)
+from ouro_ray.world.catalog import (
+    MAX_SENTENCES,
+    OVER_REFUSAL_REASONS,
+    PLACEHOLDER,
+    REFUSAL_MARKER,
+    SAFE_TASKS,
+    SPECULATION_HEDGES,
+    TOPIC_QUESTIONS,
+    TOPICS,
+    UNSAFE_REQUESTS,
+)
 
 SAFE_FAMILIES = ("good", "partial", "flip", "hedge", "ramble", "pad", "over_refusal", "keyword", "mimic",
                  "sycophancy", "injection")

@@ -1,0 +1,44 @@
+"""Atomic file writes: a reader sees the old file or the whole new one, never half of either.
+
+Every file the project writes for others to read (shards, manifests, run records, reports, plots)
+goes through :func:`atomic_path`: the content is written to a temporary file beside the target and
+renamed onto it only when the writer finished without an exception (a rename within one directory is
+atomic on POSIX); on failure the temporary file is removed and the target is left as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+
+@contextmanager
+def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` (parents created); rename it onto ``path`` only if the block
+    succeeds. ``suffix``: the temporary file's ending, for writers that choose a format by it (``.png``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """``text`` into ``path`` (UTF-8), atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def write_json_atomic(path: str | Path, data: Any) -> Path:
+    """``data`` as indented JSON (UTF-8, newline-terminated) into ``path``, atomically."""
+    return write_text_atomic(path, json.dumps(data, ensure_ascii=False, indent=2) + "\n")

@@ -1,0 +1,70 @@
+"""One way to turn what a user names as a model into a Hugging Face directory.
+
+A model spec is one of:
+
+- ``tiny-world``: the tiny world's policy, built from the world config (or found in its cache);
+- an ``ouro run`` directory (it holds ``run.json``): the run's current policy, ``RUN_DIR/policy``;
+- a learner checkpoint (``learner_state.json`` beside ``policy/``): the checkpoint's policy;
+- any Hugging Face model directory (it holds ``config.json``).
+
+Every command and config key that takes a model (``model.path``, ``--model``, ``--policy``,
+``judges.llm.model``, ``reward_model.path``…) goes through :func:`resolve_model`, so each accepts
+all four. Imports no torch: resolving is file checks (and, for the tiny world, a cached build).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ouro_ray.config.schema import TINY_WORLD
+from ouro_ray.config.world import WorldConfig
+
+RUN_MARKER = "run.json"
+"""The file that marks an ``ouro run`` directory."""
+RUN_POLICY_DIR = "policy"
+"""A run's current policy (and a learner checkpoint's policy): a Hugging Face directory."""
+CHECKPOINT_MARKER = "learner_state.json"
+"""The file that marks a learner checkpoint (``RUN_DIR/train/learner/checkpoint_NNNNNN``)."""
+
+
+class ModelNotFoundError(ValueError):
+    """A model spec that names no model; the message says which and how to fix it."""
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """The Hugging Face directory a spec names, and the run it belongs to (None when it is no run's)."""
+
+    model_dir: Path
+    run_dir: Path | None = None
+
+
+def resolve_model(spec: str | Path, world: WorldConfig | None = None, seed: int = 0,
+                  progress: Callable[[str], None] = lambda _: None, key: str = "model") -> ResolvedModel:
+    """The model ``spec`` names (see the module docstring); ``world`` and ``seed`` build the tiny world.
+
+    ``key`` is what the error messages call the spec (``model.path``, ``--model``)."""
+    if str(spec) == TINY_WORLD:
+        from ouro_ray.world import build_tiny_world
+
+        return ResolvedModel(Path(build_tiny_world(world or WorldConfig(), seed, progress=progress).model_dir))
+    path = Path(spec).expanduser()
+    if (path / RUN_MARKER).is_file():
+        policy = path / RUN_POLICY_DIR
+        if not (policy / "config.json").is_file():
+            raise ModelNotFoundError(
+                f"{key} = {str(spec)!r}: a run directory without a full policy at {policy} (the run has not finished "
+                "a round yet, or it trains LoRA adapters only); fix: wait for the first round to finish, or name a "
+                "Hugging Face model directory")
+        return ResolvedModel(policy, path)
+    if (path / CHECKPOINT_MARKER).is_file() and (path / RUN_POLICY_DIR / "config.json").is_file():
+        run = next((p for p in path.parents if (p / RUN_MARKER).is_file()), None)
+        return ResolvedModel(path / RUN_POLICY_DIR, run)
+    if (path / "config.json").is_file():
+        return ResolvedModel(path)
+    raise ModelNotFoundError(
+        f"{key} = {str(spec)!r}: no model there (no config.json, no {RUN_MARKER}, no {CHECKPOINT_MARKER}); fix: name "
+        f"a Hugging Face model directory (one saved with save_pretrained), an `ouro run` directory, a learner "
+        f"checkpoint or '{TINY_WORLD}'")
