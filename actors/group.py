@@ -2,8 +2,9 @@
 
 Glue, not algorithm. The role class stays plain; this module applies ``ray.remote`` with the
 resources from config, names each actor ``<prefix>/<role>/<i>`` for the dashboard, declares restarts
-and retries, and turns a failed remote call back into the original exception with the role, actor
-and method attached as a note. ``num_workers == 0`` keeps one instance in the driver with the same
+and retries, and fans calls out through :func:`actors.fanout.fan_out` (one deadline per call; a row
+slice whose actor died for good is resent to the next actor; a failed call comes back as the original
+exception with the role, actor and method attached as a note). ``num_workers == 0`` keeps one instance in the driver with the same
 API, which is what the in-process vs. actor equivalence tests compare.
 
 Tables go through the object store once: :meth:`ActorGroup.map_rows` ``ray.put``s a table and sends
@@ -13,22 +14,13 @@ every actor the reference plus a row range; the actor slices its zero-copy view.
 from __future__ import annotations
 
 import threading
-import time
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import pyarrow as pa
 
+from actors.fanout import chunks, fan_out, role_error
 from ouro_ray.config.roles import RoleResources
 from ouro_ray.seeding import derive_seed
-
-
-def role_error(exc: BaseException, role: str, actor: str, method: str) -> BaseException:
-    """The exception a remote call raised, with the role, actor and method noted on it."""
-    import ray.exceptions as rex
-
-    original = exc.cause if isinstance(exc, rex.RayTaskError) and isinstance(exc.cause, BaseException) else exc
-    original.add_note(f"in role {role!r}, actor {actor!r}, method {method!r}")
-    return original
 
 
 def _call_on_rows(self, method: str, table: pa.Table, start: int, stop: int, kwargs: dict) -> Any:
@@ -100,31 +92,19 @@ class ActorGroup:
 
     # ------------------------------------------------------------------ calls
 
-    def get(self, refs: Sequence[Any], names: Sequence[str], method: str) -> list[Any]:
-        """Values of ``refs`` in order, one shared deadline; failures re-raised with role and actor."""
-        import ray
-        import ray.exceptions as rex
-
-        deadline = time.monotonic() + self.timeout_s
-        out = []
-        for ref, name in zip(refs, names):
-            try:
-                out.append(ray.get(ref, timeout=max(0.0, deadline - time.monotonic())))
-            except rex.GetTimeoutError as exc:
-                raise TimeoutError(
-                    f"role {self.role!r}, actor {name!r}: {method} gave no answer within {self.timeout_s:g} s; "
-                    f"fix: raise {self.role}.workers.call_timeout_s or look at the actor on the Ray dashboard"
-                ) from exc
-            except (rex.RayTaskError, rex.RayActorError) as exc:
-                raise role_error(exc, self.role, name, method) from exc
-        return out
-
     def call_all(self, method: str, *args: Any, **kwargs: Any) -> list[Any]:
         """``method(*args, **kwargs)`` on every actor (or the local instance); results in actor order."""
         if self._local is not None:
             return [self._call_local(method, *args, **kwargs)]
-        refs = [getattr(a, method).remote(*args, **kwargs) for a in self.actors]
-        return self.get(refs, self.names, method)
+        return self._fan_out(len(self.actors), lambda k, attempt: getattr(self.actors[k], method).remote(*args, **kwargs),
+                             lambda k, attempt: self.names[k], method, max_retries=0)  # each actor's own call
+
+    def _fan_out(self, n: int, submit, worker, method: str, max_retries: int) -> list[Any]:
+        import ray
+
+        return fan_out(n, submit, lambda ref, timeout_s: ray.get(ref, timeout=timeout_s), role=self.role,
+                       worker=worker, call=method, timeout_s=self.timeout_s,
+                       timeout_key=f"{self.role}.workers.call_timeout_s", max_retries=max_retries)
 
     def _call_local(self, method: str, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -144,8 +124,7 @@ class ActorGroup:
         With ``seed``, slice k gets ``seed=derive_seed(seed, 'slice', k)``: the result depends on the
         seed and the batch size only, not on how many actors share the work.
         """
-        size = self.resources.batch_size
-        bounds = [(s, min(s + size, table.num_rows)) for s in range(0, table.num_rows, size)]
+        bounds = chunks(table.num_rows, self.resources.batch_size)
         slice_kwargs = [kwargs | ({"seed": derive_seed(seed, "slice", k)} if seed is not None else {})
                         for k in range(len(bounds))]
         if self._local is not None:
@@ -154,8 +133,11 @@ class ActorGroup:
             import ray
 
             ref = ray.put(table)  # once; every actor reads the same shared-memory buffers
-            which = [k % len(self.actors) for k in range(len(bounds))]
-            refs = [self.actors[w].ouro_rows.remote(method, ref, a, b, kw)
-                    for w, (a, b), kw in zip(which, bounds, slice_kwargs)]
-            parts = self.get(refs, [self.names[w] for w in which], method)
+            n = len(self.actors)
+
+            def submit(k: int, attempt: int):  # slice k on actor k mod n; a resend goes to the next one
+                return self.actors[(k + attempt) % n].ouro_rows.remote(method, ref, *bounds[k], slice_kwargs[k])
+
+            parts = self._fan_out(len(bounds), submit, lambda k, attempt: self.names[(k + attempt) % n], method,
+                                  max_retries=n - 1)
         return merge(parts) if parts else merge([])

@@ -6,7 +6,8 @@ max_workers]`` (``autoscaling_config``), drains a replica before removing it (no
 downscale), health-checks and replaces dead replicas, and routes each request to a replica with
 room (power-of-two choices). New nodes for new replicas come from the Ray autoscaler, which acts on
 the pending replicas' resource demands. What Serve does not do is resend a request whose replica
-died mid-flight; this module does that, per chunk, so every item is scored exactly once in the
+died mid-flight; the project's one fan-out (:func:`actors.fanout.fan_out`, also under every
+:class:`~actors.group.ActorGroup`) does that, per chunk, so every item is scored exactly once in the
 output: verdicts are collected by chunk index, a failed chunk is resent whole, and a chunk is never
 accepted twice.
 
@@ -18,12 +19,11 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import pyarrow as pa
 
-from actors.group import role_error
+from actors.fanout import chunks, fan_out, flatten, role_error
 from actors.judge_worker import JudgeOutput, JudgeWorker
 from cluster import telemetry
 from ouro_ray.config.judges import JudgesConfig
@@ -65,12 +65,6 @@ def autoscaling(cfg: JudgesConfig, min_workers: int | None = None, max_workers: 
         "metrics_interval_s": cfg.metrics_interval_s,
         "look_back_period_s": cfg.look_back_period_s,
     }
-
-
-def _retryable(exc: BaseException) -> bool:
-    import ray.exceptions as rex
-
-    return isinstance(exc, (rex.RayActorError, rex.ActorUnavailableError))
 
 
 class JudgeGroup:
@@ -143,59 +137,44 @@ class JudgeGroup:
                 raise role_error(exc, "judge", self._local.name, "score")
         import ray
 
-        size = self.cfg.chunk_size
-        bounds = [(s, min(s + size, items.num_rows)) for s in range(0, items.num_rows, size)]
-        box = [ray.put(items)]
-        pending = {k: self._submit(box, b) for k, b in enumerate(bounds)}
-        results: dict[int, JudgeOutput] = {}
-        attempts = {k: 0 for k in pending}
-        deadline = time.monotonic() + self.cfg.call_timeout_s
-        while pending:
-            telemetry.record("ouro_judge_queue_depth", len(pending), app=self.app)
-            k = min(pending)
-            results[k] = self._collect(k, pending, attempts, box, bounds[k], deadline)
-        telemetry.record("ouro_judge_queue_depth", 0, app=self.app)
+        bounds = chunks(items.num_rows, self.cfg.chunk_size)
+        box = [ray.put(items)]  # once; each request carries the boxed reference and a row range
+        gauge = lambda pending: telemetry.record("ouro_judge_queue_depth", pending, app=self.app)  # noqa: E731
+        gauge(len(bounds))
+        parts = self._fan_out(len(bounds), lambda k: self._handle.score_rows.remote(box, *bounds[k]),
+                              lambda k: f"score rows {bounds[k][0]}..{bounds[k][1]}", on_collect=gauge)
         telemetry.record("ouro_judge_items_total", items.num_rows, app=self.app)
-        return JudgeOutput.merge([results[k] for k in range(len(bounds))])
+        return JudgeOutput.merge(parts)
 
-    def _submit(self, box: list[Any], bound: tuple[int, int]):
-        return self._handle.score_rows.remote(box, *bound)
+    def _fan_out(self, n: int, submit: Callable[[int], Any], call: Callable[[int], str],
+                 on_collect: Callable[[int], None] | None = None) -> list[Any]:
+        """``n`` chunks through :func:`~actors.fanout.fan_out`: one deadline (``judges.call_timeout_s``), a chunk
+        whose replica died resent up to ``judges.max_retries`` times (Serve routes it to a live replica)."""
+        def resent(k: int, attempt: int, exc: BaseException) -> None:
+            self.resubmitted += 1
+            log.warning("judge replica died with %s in flight; resending (attempt %d)", call(k), attempt)
 
-    def _collect(self, k, pending, attempts, box, bound, deadline) -> JudgeOutput:
-        """Chunk k's verdicts; resent (up to ``max_retries``) when its replica died."""
-        while True:
-            try:
-                out = pending[k].result(timeout_s=max(0.0, deadline - time.monotonic()))
-                del pending[k]
-                return out
-            except TimeoutError as exc:
-                raise TimeoutError(f"judge group {self.app!r}: rows {bound[0]}..{bound[1]} got no verdict within "
-                                   f"{self.cfg.call_timeout_s:g} s; fix: raise judges.call_timeout_s or "
-                                   "judges.max_workers") from exc
-            except Exception as exc:
-                if not _retryable(exc) or attempts[k] >= self.cfg.max_retries:
-                    raise role_error(exc, "judge", f"{self.app}/judge", f"score rows {bound[0]}..{bound[1]}") from exc
-                attempts[k] += 1
-                self.resubmitted += 1
-                log.warning("judge replica died with rows %s..%s in flight; resending (attempt %d)", *bound, attempts[k])
-                pending[k] = self._submit(box, bound)
+        return fan_out(n, lambda k, attempt: submit(k), lambda response, timeout_s: response.result(timeout_s=timeout_s),
+                       role="judge", worker=lambda k, attempt: f"{self.app}/judge", call=call,
+                       timeout_s=self.cfg.call_timeout_s, timeout_key="judges.call_timeout_s",
+                       max_retries=self.cfg.max_retries, on_resend=resent, on_collect=on_collect)
 
     def complete(self, prompts: Sequence[str], max_new_tokens: int) -> list[str]:
         """Greedy completions of ``prompts`` by the replicas' LLM judge (stage 2's AI summariser), in order."""
-        return self._fan_out("complete", list(prompts), max_new_tokens)
+        return self._rows_out("complete", list(prompts), max_new_tokens)
 
     def prefer(self, first: pa.Table, second: pa.Table) -> list[float]:
         """P(first is better) per row pair of two ``judge_items`` tables (the evaluator's pairwise judge)."""
         if self._local is not None:
             return self._call_local("prefer", first, second)
-        size = self.cfg.chunk_size
-        bounds = [(s, min(s + size, first.num_rows)) for s in range(0, first.num_rows, size)]
-        pending = [self._handle.prefer.remote(first.slice(a, b - a), second.slice(a, b - a)) for a, b in bounds]
-        return [p for part in self._results(pending, "prefer") for p in part]
+        bounds = chunks(first.num_rows, self.cfg.chunk_size)
+        return flatten(self._fan_out(len(bounds), lambda k: self._handle.prefer.remote(
+            first.slice(bounds[k][0], bounds[k][1] - bounds[k][0]), second.slice(bounds[k][0], bounds[k][1] - bounds[k][0])),
+            lambda k: f"prefer rows {bounds[k][0]}..{bounds[k][1]}"))
 
     def contradicts(self, pairs: Sequence[tuple[str, str]]) -> list[bool]:
         """Whether each pair of answers contradicts itself, by the replicas' LLM judge."""
-        return self._fan_out("contradicts", list(pairs))
+        return self._rows_out("contradicts", list(pairs))
 
     def pairwise_judges(self) -> list[str]:
         if self._local is not None:
@@ -209,26 +188,13 @@ class JudgeGroup:
         except Exception as exc:
             raise role_error(exc, "judge", self._local.name, method)
 
-    def _fan_out(self, method: str, rows: list, *args: Any) -> list:
+    def _rows_out(self, method: str, rows: list, *args: Any) -> list:
         """``method(chunk, *args)`` over ``judges.chunk_size`` chunks of ``rows`` on the replicas; results in order."""
         if self._local is not None:
             return self._call_local(method, rows, *args)
-        size = self.cfg.chunk_size
-        pending = [getattr(self._handle, method).remote(rows[s:s + size], *args) for s in range(0, len(rows), size)]
-        return [x for part in self._results(pending, method) for x in part]
-
-    def _results(self, pending: list, method: str) -> list:
-        deadline = time.monotonic() + self.cfg.call_timeout_s
-        out = []
-        for k, response in enumerate(pending):
-            try:
-                out.append(response.result(timeout_s=max(0.0, deadline - time.monotonic())))
-            except TimeoutError as exc:
-                raise TimeoutError(f"judge group {self.app!r}: {method} chunk {k} got no answer within "
-                                   f"{self.cfg.call_timeout_s:g} s; fix: raise judges.call_timeout_s") from exc
-            except Exception as exc:
-                raise role_error(exc, "judge", f"{self.app}/judge", f"{method} chunk {k}") from exc
-        return out
+        bounds = chunks(len(rows), self.cfg.chunk_size)
+        return flatten(self._fan_out(len(bounds), lambda k: getattr(self._handle, method).remote(
+            rows[bounds[k][0]:bounds[k][1]], *args), lambda k: f"{method} rows {bounds[k][0]}..{bounds[k][1]}"))
 
     def close(self) -> None:
         """Delete the Serve application (its replicas stop)."""

@@ -3,8 +3,8 @@
 One ``TorchTrainer.fit()`` runs for the whole run in a driver thread. Its workers (DDP over gloo on
 CPU, nccl on GPU, or DeepSpeed ZeRO) each build a :class:`PolicyLearner` once, then loop: take the
 next task from a ``LearnerChannel`` actor, read the batch (one object, zero-copy on every worker),
-update, publish the new weights version to the weight store (rank 0), report metrics (and, every
-``checkpoint_every`` updates, a checkpoint) through Ray Train, and answer the driver. So the model,
+update, publish the new weights version to the weight store (rank 0), report metrics and a
+checkpoint through Ray Train (the loop's resume needs every update's), and answer the driver. So the model,
 the optimizer state and the process group live across rounds; a batch costs one round trip, not a
 new trainer. ``num_workers: 0`` runs the same ``PolicyLearner`` in the driver.
 """
@@ -98,6 +98,27 @@ def _task_batch(task: dict[str, Any], rank: int):
     return ray.get(task["box"][0], timeout=600), None
 
 
+def portable_error(exc: Exception) -> Exception:
+    """``exc`` as it crosses to the driver: the exception object itself (its type kept), with this
+    worker's traceback attached as a note (a traceback object does not pickle); an exception that does
+    not pickle becomes a :class:`LearnerError` naming its type, message and traceback."""
+    import pickle
+    import traceback
+
+    trace = "".join(traceback.format_exception(exc))
+    try:
+        sent = pickle.loads(pickle.dumps(exc))
+    except Exception:  # an exception holding an unpicklable object (a lock, a CUDA handle)
+        return LearnerError(f"{type(exc).__name__}: {exc}\n{trace}")
+    sent.add_note(f"learner worker traceback (rank 0):\n{trace}")
+    return sent
+
+
+class LearnerError(RuntimeError):
+    """An update failed on the learner workers and its own exception could not be sent (the message
+    carries its type, text and traceback), or the Ray Train run itself stopped."""
+
+
 def learner_loop(config: dict[str, Any]) -> None:
     """The Ray Train worker loop (module level, so workers import it by name)."""
     import ray
@@ -125,7 +146,7 @@ def learner_loop(config: dict[str, Any]) -> None:
             ray.train.report(metrics, checkpoint=_checkpoint(learner, task))
         except Exception as exc:
             if rank == 0:
-                ray.get(channel.finish.remote(index, {"error": f"{type(exc).__name__}: {exc}"}), timeout=60)
+                ray.get(channel.finish.remote(index, {"error": portable_error(exc)}), timeout=60)
             raise
         if rank == 0:
             ray.get(channel.finish.remote(index, metrics), timeout=60)

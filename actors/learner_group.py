@@ -15,8 +15,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from actors.group import role_error
-from actors.learner import LearnerChannel, latest_checkpoint, learner_loop
+from actors.fanout import role_error
+from actors.learner import LearnerChannel, LearnerError, latest_checkpoint, learner_loop
 from actors.weights import publish_weights
 from ouro_ray.config.learner import LearnerConfig
 from ouro_ray.learner.learner import PolicyLearner
@@ -47,10 +47,6 @@ def _dataset_task(dataset: Any, world: int) -> dict[str, Any]:
     return {"shards": shards, "shard_rows": max(counts)}
 
 
-class LearnerError(RuntimeError):
-    """An update failed on the learner workers (the message carries their error)."""
-
-
 class LearnerGroup:
     """Stage 6's learner, alive across rounds; publishes every new version to ``weight_store``."""
 
@@ -64,7 +60,6 @@ class LearnerGroup:
             raise ValueError("the learner needs a checkpoint location; fix: set learner.storage_path or pass "
                              "storage_path to LearnerGroup")
         self.run_dir = Path(storage_path).expanduser().absolute() / name
-        self.submitted = 0
         resume = latest_checkpoint(self.run_dir)
         if cfg.num_workers == 0:
             self._local = PolicyLearner(cfg, model_dir, seed=seed, resume_from=str(resume) if resume else None)
@@ -108,14 +103,14 @@ class LearnerGroup:
         except BaseException as exc:  # surfaced by the next update()
             self._failure = exc
 
-    def update(self, batch: pa.Table | Any, producer: str = "the driver", ptx: pa.Table | None = None) -> dict[str, float]:
-        """One update; the new version is published before this returns.
+    def update(self, batch: pa.Table | Any, producer: str = "the driver", ptx: pa.Table | None = None,
+               checkpoint: bool = True) -> dict[str, float]:
+        """One update; the new version is published before this returns, and checkpointed unless
+        ``checkpoint`` is false (benchmarks time updates without the disk).
 
         ``batch`` is an Arrow table (one object; every worker reads its rows) or a Ray Data dataset
         built from Arrow (``ray.data.from_arrow``), split across the workers. ``ptx``: PPO-ptx rows.
         """
-        self.submitted += 1
-        checkpoint = self.submitted % self.cfg.checkpoint_every == 0
         if self._local is not None:
             return self._update_local(_as_table(batch), producer, checkpoint, ptx)
         import ray
@@ -126,7 +121,7 @@ class LearnerGroup:
         index = ray.get(self.channel.submit.remote(task), timeout=60)
         result = self._wait(index)
         if "error" in result:
-            raise role_error(LearnerError(result["error"]), "learner", "ray-train/rank-0", "update")
+            raise role_error(result["error"], "learner", "ray-train/rank-0", "update")
         self.version = int(result["version"])
         return result
 

@@ -139,7 +139,7 @@ def run(ctx: Context) -> dict:
     batch = preference_pairs(cfg, model_dir, size["pairs"], size["max_new_tokens"], seed)
     learner_cfg = LearnerConfig(algo="dpo", num_workers=WORKERS, num_cpus_per_worker=1.0, use_gpu="no",
                                 optim=OptimConfig(lr=LR, micro_batch_size=MICRO_BATCH, max_grad_norm=1.0),
-                                dpo=DPOConfig(beta=BETA), checkpoint_every=10**9, call_timeout_s=600.0)
+                                dpo=DPOConfig(beta=BETA), call_timeout_s=600.0)
     group = None
     with ray_cluster(ctx), tempfile.TemporaryDirectory(prefix="ouro-bench-learner-") as tmp:
         try:
@@ -148,12 +148,12 @@ def run(ctx: Context) -> dict:
                                        for k in ("prompt_ids", "chosen_ids", "rejected_ids")))
             start_s, group = timed(lambda: LearnerGroup(learner_cfg, model_dir, storage_path=str(Path(tmp) / "ours"),
                                                         seed=seed, prefix="bench-learner"))
-            first_s, _ = timed(lambda: group.update(batch))  # Ray Train's start-up lands in the first update
+            first_s, _ = timed(lambda: group.update(batch, checkpoint=False))  # Ray Train's start-up lands in the first update
             trainer.train()  # TRL's warm-up: its optimizer and accelerator state are built in the first train()
             threads, tried = trl_threads(trainer)
 
             def ours() -> float:
-                return batch.num_rows / timed(lambda: group.update(batch))[0]
+                return batch.num_rows / timed(lambda: group.update(batch, checkpoint=False))[0]
 
             def theirs() -> float:
                 with torch_threads(threads):

@@ -3,14 +3,14 @@
 Notation:
     B           candidates in the batch
     T           response tokens (right-padded)
-    M           reference candidates per prompt (PAR)
     V           vocabulary size
     mask        (B, T), 1 on response tokens
     seq_reward  (B,) one scalar reward per candidate (judge or reward model)
     kl          (B, T) per-token KL estimate, e.g. ``kl.kl_penalty``
 
-Guards against reward hacking bound or centre the judge's reward before it reaches the
-advantages: ``clip_reward``, ``tanh_reward``, ``par_reward``, ``whiten``.
+``whiten`` centres and scales the advantages; ``token_level_rewards`` places the sequence reward and
+the KL penalty on tokens; ``ptx_loss`` and ``entropy_bonus`` are the auxiliary terms. (The rewards are
+bounded where they are made: every teacher scores in [-1, 1] and stage 5 combines them by weighted mean.)
 """
 
 from __future__ import annotations
@@ -20,38 +20,6 @@ from typing import Optional
 import torch
 
 from ouro_ray.algos.utils import check_ndim, check_positive, check_same_shape, masked_mean, masked_var
-
-
-def clip_reward(r: torch.Tensor, low: float, high: float) -> torch.Tensor:
-    """r clamped to [low, high]: a hard bound on what one candidate can earn."""
-    if not low < high:
-        raise ValueError(f"clip_reward needs low < high, got low={low!r}, high={high!r}")
-    return torch.clamp(r, low, high)
-
-
-def tanh_reward(r: torch.Tensor, scale: float) -> torch.Tensor:
-    """scale * tanh(r / scale): about r for |r| << scale, smoothly bounded in (-scale, scale)."""
-    check_positive("scale", scale)
-    return scale * torch.tanh(r / scale)
-
-
-def par_reward(reward: torch.Tensor, ref_reward: torch.Tensor) -> torch.Tensor:
-    """Preference As Reward, Fu et al. 2025, "Reward Shaping to Mitigate Reward Hacking in RLHF",
-    §4: the reward becomes the Bradley-Terry probability that the candidate beats the reference
-    model's candidates for the same prompt,
-
-        r_PAR = 1/M * sum_m sigmoid(r - r_ref_m),   in (0, 1),
-
-    bounded, and flat once the candidate is far ahead of the reference (so pushing the judge's
-    score higher pays little). ``reward`` is (B,); ``ref_reward`` is (B,) (M = 1) or (B, M).
-    """
-    check_ndim("reward", reward, 1, "(B,)")
-    if ref_reward.dim() == 1:
-        ref_reward = ref_reward.unsqueeze(-1)  # (B, 1)
-    if ref_reward.dim() != 2 or ref_reward.shape[0] != reward.shape[0]:
-        raise ValueError(f"ref_reward must be (B,) or (B, M) with B = {reward.shape[0]}, got shape "
-                         f"{tuple(ref_reward.shape)}")
-    return torch.sigmoid(reward.unsqueeze(-1) - ref_reward).mean(dim=-1)  # (B, M) -> (B,)
 
 
 def whiten(

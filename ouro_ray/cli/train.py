@@ -142,9 +142,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 def _learner_config(cfg, algo: str):
     """The learner section with the subcommand's algorithm, checked again for that algorithm."""
-    learner = dataclasses.replace(cfg.learner, algo=algo, checkpoint_every=1)
-    if cfg.learner.checkpoint_every != 1:
-        say(f"learner.checkpoint_every = {cfg.learner.checkpoint_every} not used: ouro train saves its one update")
+    learner = dataclasses.replace(cfg.learner, algo=algo)
     problems = [f"{key}: {message}" for key, message in learner.checks()]
     if problems:
         raise ConfigError(problems)

@@ -103,7 +103,6 @@ class LearnerConfig:
     lora: LoRAConfig = param(factory=LoRAConfig, doc="LoRA / QLoRA adapters")
     rm_epochs: int = param(1, "passes over each batch of pairs when training the reward model (algo rm)", ge=1)
     storage_path: str | None = param(None, "where Ray Train keeps checkpoints (null: <run dir>/train)")
-    checkpoint_every: int = param(1, "checkpoint after every this many updates", ge=1)
     keep_checkpoints: int = param(2, "most recent checkpoints kept", ge=1)
     call_timeout_s: float = param(1800.0, "longest wait for one update", gt=0.0)
 

@@ -30,7 +30,7 @@ REWARD_SCHEMA = pa.schema([
     pa.field("candidate_id", pa.string(), nullable=False),
     pa.field("reward", pa.float32(), nullable=False),
 ])
-"""One combined reward per candidate, as :func:`rewards_from_scores` returns it."""
+"""One combined reward per candidate, as :func:`ouro_ray.judges.scoring.combine` returns it (stage 5's λ-combination)."""
 
 
 def candidate_keys(table: pa.Table) -> pa.ChunkedArray:
@@ -69,7 +69,8 @@ def _aligned_rewards(candidates: pa.Table, rewards: pa.Table | np.ndarray) -> pa
     """(B,) float32 rewards in candidate order, from a keyed table or an already aligned array."""
     if isinstance(rewards, pa.Table):
         index = row_index(candidates, rewards, "the rewards table",
-                          "score every candidate (combine several teachers' rows with rewards_from_scores)")
+                          "score every candidate (combine several teachers' rows into one reward with "
+                          "ouro_ray.judges.scoring.combine)")
         values = pc.take(rewards.column("reward"), index)
         return pc.cast(values, pa.float32()).combine_chunks()
     array = np.asarray(rewards, dtype=np.float32)
@@ -85,7 +86,7 @@ def build_experience(candidates: pa.Table, ref: pa.Table, rewards: pa.Table | np
 
     ``ref`` is the reference role's table (``prompt_id``, ``candidate_id``, ``ref_logprobs``);
     ``rewards`` is a table with ``prompt_id``, ``candidate_id``, ``reward`` (a ``scores`` table with
-    one teacher, or :func:`rewards_from_scores`' output) or an array aligned with ``candidates``.
+    one teacher, or :func:`~ouro_ray.judges.scoring.combine`'s output) or an array aligned with ``candidates``.
     The candidates' own ``logprobs`` become ``old_logprobs``: the policy that sampled them.
     """
     validate_batch(candidates, "candidates", f"the caller of {PRODUCER}.build_experience")
@@ -130,24 +131,3 @@ def _teacher_weights(teachers: pa.ChunkedArray, weights: Mapping[str, float] | N
     return pc.take(values, pc.index_in(teachers, value_set=pa.array(keys, pa.string()))).combine_chunks()
 
 
-def rewards_from_scores(scores: pa.Table, weights: Mapping[str, float] | None = None) -> pa.Table:
-    """One reward per candidate: the weighted mean of its teachers' ``reward`` (``REWARD_SCHEMA``).
-
-    ``scores`` holds one row per candidate and teacher; ``weights`` maps teacher names to weights
-    (default: equal). A candidate whose teachers all weigh 0 has no reward, which is an error rather
-    than a silent 0: 0 is a real reward that would pull the policy towards it.
-    """
-    teachers = _teacher_names(scores)
-    per_teacher = pc.binary_join_element_wise(candidate_keys(scores), teachers, _SEP)
-    _check_unique(per_teacher, "the scores table", "keep one row per candidate and teacher")
-    w = _teacher_weights(teachers, weights)
-    rows = pa.table({"prompt_id": scores.column("prompt_id"), "candidate_id": scores.column("candidate_id"),
-                     "weighted": pc.multiply(w, pc.cast(scores.column("reward"), pa.float64())), "weight": w})
-    sums = rows.group_by(list(KEY), use_threads=False).aggregate([("weighted", "sum"), ("weight", "sum")])
-    unscored = pc.equal(sums.column("weight_sum"), 0.0)
-    if pc.any(unscored).as_py():
-        raise ValueError(f"candidates {_describe(candidate_keys(sums.filter(unscored)))} have no score with a "
-                         "weight above 0; fix: give one of their teachers a positive weight")
-    reward = pc.divide(sums.column("weighted_sum"), sums.column("weight_sum"))
-    return pa.table({"prompt_id": sums.column("prompt_id"), "candidate_id": sums.column("candidate_id"),
-                     "reward": pc.cast(reward, pa.float32())}, schema=REWARD_SCHEMA)

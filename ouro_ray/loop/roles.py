@@ -12,20 +12,81 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 
 from ouro_ray.config import OuroConfig
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from actors.judge_worker import JudgeOutput
+    from ouro_ray.config.roles import SamplingConfig
 
 log = logging.getLogger(__name__)
 
 
+class Rollout(Protocol):
+    """Stage 4: candidates for prompts (:class:`actors.rollout.RolloutGroup`)."""
+
+    def generate(self, prompts: pa.Table, seed: int, sampling: SamplingConfig | None = None) -> pa.Table: ...
+
+    def close(self) -> None: ...
+
+
+class Reference(Protocol):
+    """The frozen reference policy's per-token logprobs of candidates (:class:`actors.reference.ReferenceGroup`)."""
+
+    def logprobs(self, candidates: pa.Table) -> pa.Table: ...
+
+    def close(self) -> None: ...
+
+
+class Judges(Protocol):
+    """Stage 5's teachers, the evaluator's pairwise judge and stage 2's AI summariser
+    (:class:`actors.judge.JudgeGroup`)."""
+
+    def score(self, items: pa.Table) -> JudgeOutput: ...
+
+    def prefer(self, first: pa.Table, second: pa.Table) -> list[float]: ...
+
+    def complete(self, prompts: Sequence[str], max_new_tokens: int) -> list[str]: ...
+
+    def contradicts(self, pairs: Sequence[tuple[str, str]]) -> list[bool]: ...
+
+    def pairwise_judges(self) -> list[str]: ...
+
+    def close(self) -> None: ...
+
+
+class Learner(Protocol):
+    """Stage 6: one update per call, alive across rounds (:class:`actors.learner_group.LearnerGroup`)."""
+
+    version: int
+
+    def update(self, batch: pa.Table | Any, producer: str = ..., ptx: pa.Table | None = None,
+               checkpoint: bool = True) -> dict[str, float]: ...
+
+    def latest_checkpoint(self) -> Path | None: ...
+
+    def close(self) -> None: ...
+
+
+class WeightStore(Protocol):
+    """The versioned weight store (:class:`actors.weights.WeightStore`, in the driver or a Ray actor
+    handle to one, whose methods are called ``.remote``)."""
+
+    def version(self) -> int: ...
+
+
 @dataclass
 class Roles:
-    rollout: Any
-    reference: Any
-    judges: Any
-    learner: Any
-    store: Any
+    """The groups of one run, each remote or in-process by its own config, with the same API."""
+
+    rollout: Rollout
+    reference: Reference
+    judges: Judges
+    learner: Learner
+    store: WeightStore | Any  # Any: a Ray actor handle has the same methods, called with .remote
     store_name: tuple[str, str | None] | None = None
     """(name, namespace) of the weight-store actor; None when it lives in the driver."""
 
@@ -69,7 +130,7 @@ def prune_checkpoints(learner_dir: Path, version: int) -> list[Path]:
     return removed
 
 
-def _store_version(store: Any) -> int:
+def _store_version(store: WeightStore | Any) -> int:
     if hasattr(store, "version") and not hasattr(store.version, "remote"):
         return store.version()
     import ray
@@ -77,7 +138,7 @@ def _store_version(store: Any) -> int:
     return ray.get(store.version.remote(), timeout=60)
 
 
-def await_version(store: Any, version: int, failed: Callable[[], BaseException | None] = lambda: None,
+def await_version(store: WeightStore | Any, version: int, failed: Callable[[], BaseException | None] = lambda: None,
                   timeout_s: float = 600.0) -> None:
     """Block until the weight store holds ``version`` (a resumed Ray Train learner publishes it on start)."""
     deadline = time.monotonic() + timeout_s

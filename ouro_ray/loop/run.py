@@ -27,9 +27,6 @@ def check_run_config(cfg: OuroConfig) -> None:
     if cfg.learner.algo not in ("ppo", "dpo"):
         problems.append(f"learner.algo = {cfg.learner.algo!r}: the loop updates the policy with ppo or dpo; fix: "
                         "set learner.algo=ppo or dpo (train a reward model with `ouro train rm`)")
-    if cfg.learner.checkpoint_every != 1:
-        problems.append(f"learner.checkpoint_every = {cfg.learner.checkpoint_every}: the loop checkpoints every "
-                        "round's update so --resume continues exactly; fix: set learner.checkpoint_every=1")
     if cfg.learner.keep_checkpoints < 2:
         problems.append("learner.keep_checkpoints = 1: an interrupted round may overwrite the last finished round's "
                         "checkpoint; fix: set learner.keep_checkpoints=2 or more")

@@ -202,28 +202,42 @@ class _FakeResponse:
         return self.value
 
 
-def test_a_chunk_whose_replica_died_is_resent_and_accepted_once():
+class _FakeHandle:
+    """A Serve handle whose first ``score_rows`` request dies with its replica, the rest answer."""
+
+    def __init__(self, error):
+        self.sent, self.error = [], error
+        self.score_rows = self
+
+    def remote(self, box, start, stop):
+        self.sent.append((start, stop))
+        from actors.judge_worker import JudgeOutput
+
+        if len(self.sent) == 1:
+            return _FakeResponse(error=self.error)
+        return _FakeResponse(value=JudgeOutput(pa.table({"row": list(range(start, stop))}), pa.table({})))
+
+
+def _fake_group(handle, max_retries=2):
+    group = JudgeGroup.__new__(JudgeGroup)
+    group.cfg, group.app, group.resubmitted = group_cfg(max_retries=max_retries, chunk_size=2), "fake-judges", 0
+    group._local, group._handle = None, handle
+    return group
+
+
+def test_a_chunk_whose_replica_died_is_resent_and_accepted_once(ray_cluster):
     import ray.exceptions as rex
 
-    from actors.judge_worker import JudgeOutput
-
-    group = JudgeGroup.__new__(JudgeGroup)
-    group.cfg, group.app, group.resubmitted = group_cfg(max_retries=2), "fake-judges", 0
-    sent = []
-
-    def submit(box, bound):
-        sent.append(bound)
-        return _FakeResponse(value=JudgeOutput(pa.table({"row": [bound[0]]}), pa.table({})))
-
-    group._submit = submit
-    pending = {0: _FakeResponse(error=rex.ActorDiedError())}
-    out = group._collect(0, pending, {0: 0}, [None], (0, 2), time.monotonic() + 10)
-    assert sent == [(0, 2)] and group.resubmitted == 1 and pending == {}
-    assert out.scores.column("row").to_pylist() == [0]
-    pending = {0: _FakeResponse(error=ValueError("bad item"))}  # an application error is not retried
+    handle = _FakeHandle(rex.ActorDiedError())
+    group = _fake_group(handle)
+    out = group.score(pa.table({"x": list(range(5))}))
+    assert out.scores.column("row").to_pylist() == [0, 1, 2, 3, 4]  # every row once, in order
+    assert handle.sent == [(0, 2), (2, 4), (4, 5), (0, 2)] and group.resubmitted == 1
+    handle = _FakeHandle(ValueError("bad item"))  # an application error is not resent
     with pytest.raises(ValueError, match="bad item") as err:
-        group._collect(0, pending, {0: 0}, [None], (0, 2), time.monotonic() + 10)
-    assert any("fake-judges" in n for n in err.value.__notes__)
+        _fake_group(handle).score(pa.table({"x": list(range(5))}))
+    assert handle.sent == [(0, 2), (2, 4), (4, 5)]
+    assert any("fake-judges" in n and "score rows 0..2" in n for n in err.value.__notes__)
 
 
 def test_the_summariser_needs_an_llm_judge(tiny_model_dir):

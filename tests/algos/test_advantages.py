@@ -1,11 +1,11 @@
-"""GAE and GRPO advantages: hand-worked values, and the vectorised GAE against a loop reference."""
+"""GAE: hand-worked values, and the vectorised GAE against a loop reference."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from ouro_ray.algos import gae, grpo_advantages
+from ouro_ray.algos import gae
 
 
 def gae_reference(rewards, values, mask, gamma, lam):
@@ -94,29 +94,3 @@ def test_gae_rejects_bad_arguments():
         gae(x, torch.zeros(1, 2), torch.ones(1, 3), gamma=1.0, lam=1.0)
 
 
-def test_grpo_group_normalised_by_hand():
-    seq_rewards = torch.tensor([1.0, 0.0, 2.0, 2.0], dtype=torch.float64)
-    mask = torch.tensor([[1, 1], [1, 1], [1, 1], [1, 0]])
-    adv, ret = grpo_advantages(seq_rewards, mask, group_size=2)
-    # group [1, 0]: mean 0.5; sample std sqrt((0.25 + 0.25) / 1) = 0.707107; A = +-0.5 / 0.707107
-    #               = +-0.707107 (eps = 1e-6 changes the 6th digit only)
-    # group [2, 2]: centred 0, std 0 -> A = 0 / eps = 0
-    a = 0.5 / (0.5 ** 0.5 + 1e-6)
-    expected = torch.tensor([[a, a], [-a, -a], [0.0, 0.0], [0.0, 0.0]], dtype=torch.float64)
-    torch.testing.assert_close(adv, expected)
-    assert a == pytest.approx(0.707107, abs=1e-5)
-    # returns: the sequence reward on every valid token
-    torch.testing.assert_close(ret, torch.tensor([[1.0, 1.0], [0.0, 0.0], [2.0, 2.0], [2.0, 0.0]],
-                                                 dtype=torch.float64))
-
-
-def test_grpo_without_std_is_mean_baseline():
-    adv, _ = grpo_advantages(torch.tensor([1.0, 0.0]), torch.ones(2, 1), group_size=2,
-                             scale_by_std=False)
-    # mean 0.5 -> [0.5, -0.5]
-    torch.testing.assert_close(adv, torch.tensor([[0.5], [-0.5]]))
-
-
-def test_grpo_rejects_bad_group_size():
-    with pytest.raises(ValueError, match="group_size=3"):
-        grpo_advantages(torch.zeros(4), torch.ones(4, 2), group_size=3)

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from ouro_ray.algos import bradley_terry_loss, get_loss
+from ouro_ray.algos import bradley_terry_loss
 
 
 def test_bradley_terry_by_hand():
@@ -27,8 +27,7 @@ def test_equal_rewards_cost_log_2_and_the_gradient_separates_them():
     assert (chosen.grad < 0).all() and (rejected.grad > 0).all()  # descent raises chosen, lowers rejected
 
 
-def test_registry_and_shape_errors():
-    assert get_loss("bradley_terry") is bradley_terry_loss
+def test_shape_errors():
     with pytest.raises(ValueError):
         bradley_terry_loss(torch.zeros(2, 2), torch.zeros(2, 2))
     with pytest.raises(ValueError):

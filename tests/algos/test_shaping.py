@@ -8,45 +8,12 @@ import pytest
 import torch
 
 from ouro_ray.algos import (
-    clip_reward,
     entropy_bonus,
-    par_reward,
     ptx_loss,
-    tanh_reward,
     token_level_rewards,
     token_logprobs,
     whiten,
 )
-
-
-def test_clip_reward():
-    out = clip_reward(torch.tensor([-3.0, 0.5, 4.0]), low=-1.0, high=1.0)
-    torch.testing.assert_close(out, torch.tensor([-1.0, 0.5, 1.0]))
-    with pytest.raises(ValueError, match="low < high"):
-        clip_reward(torch.zeros(1), low=1.0, high=1.0)
-
-
-def test_tanh_reward():
-    out = tanh_reward(torch.tensor([2.0, 0.01, -100.0], dtype=torch.float64), scale=2.0)
-    # 2 * tanh(2 / 2) = 2 * 0.761594 = 1.523188; 2 * tanh(0.005) = 0.0099999 (about r near 0);
-    # 2 * tanh(-50) = -2.0 (bounded by the scale)
-    assert out.tolist() == pytest.approx([1.523188, 0.0099999, -2.0], abs=1e-6)
-    with pytest.raises(ValueError, match="scale must be > 0"):
-        tanh_reward(torch.zeros(1), scale=0.0)
-
-
-def test_par_reward_single_reference():
-    # sigmoid(2 - 1) = sigmoid(1) = 0.731059; sigmoid(0 - 0) = 0.5
-    out = par_reward(torch.tensor([2.0, 0.0]), torch.tensor([1.0, 0.0]))
-    assert out.tolist() == pytest.approx([0.731059, 0.5], abs=1e-6)
-
-
-def test_par_reward_averages_over_references():
-    # (sigmoid(1 - 0) + sigmoid(1 - 2)) / 2 = (0.731059 + 0.268941) / 2 = 0.5
-    out = par_reward(torch.tensor([1.0]), torch.tensor([[0.0, 2.0]]))
-    assert out.item() == pytest.approx(0.5)
-    with pytest.raises(ValueError, match="ref_reward must be"):
-        par_reward(torch.tensor([1.0]), torch.zeros(2, 2))
 
 
 def test_whiten_with_mask():

@@ -80,6 +80,14 @@ def test_ray_train_ddp_learner_stays_alive_learns_and_resumes(ray_cluster, tiny_
     try:
         assert resumed.version == 2
         assert resumed.update(train)["version"] == 3.0
+        # a failure on the workers reaches the driver as its own exception, type and worker traceback kept
+        from ouro_ray.data.validate import BatchSchemaError
+
+        with pytest.raises(BatchSchemaError, match="preference_batch") as err:
+            resumed.update(train.drop_columns([train.column_names[-1]]), producer="a broken producer")
+        notes = "\n".join(err.value.__notes__)
+        assert "learner worker traceback (rank 0)" in notes and "validate_batch" in notes
+        assert "in role 'learner', actor 'ray-train/rank-0'" in notes
     finally:
         resumed.close()
         ray.kill(store)

@@ -20,7 +20,7 @@ from ouro_ray.config.learner import LearnerConfig, OptimConfig, PPOConfig
 from ouro_ray.config.roles import ReferenceConfig, RoleResources, RolloutConfig, SamplingConfig
 from ouro_ray.data import BatchSchemaError
 from ouro_ray.data.schemas import SHARDS
-from ouro_ray.learner.experience import build_experience, rewards_from_scores
+from ouro_ray.learner.experience import build_experience
 from ouro_ray.learner.learner import PolicyLearner
 from ouro_ray.world.catalog import TOPIC_QUESTIONS, TOPICS, UNSAFE_REQUESTS
 
@@ -94,7 +94,7 @@ def test_experience_refuses_several_rewards_for_one_candidate():
     # two teachers' rows for ("p0","c0"): index_in would silently keep the first one
     rewards = _scores([("p0", "c0", 1.0, "rule", "safety"), ("p0", "c0", -1.0, "rule", "persona"),
                        ("p0", "c1", 1.0, "rule", "safety"), ("p1", "c0", 1.0, "rule", "safety")])
-    with pytest.raises(ValueError, match=r"more than one row for \('p0', 'c0'\).*rewards_from_scores"):
+    with pytest.raises(ValueError, match=r"more than one row for \('p0', 'c0'\).*scoring.combine"):
         build_experience(_candidates(), _ref(), rewards)
 
 
@@ -102,40 +102,6 @@ def test_experience_rejects_ref_logprobs_of_another_length():
     ref = _ref().set_column(2, "ref_logprobs", pa.array([[-1.1], [-1.2], [-1.4]], pa.list_(pa.float32())))
     with pytest.raises(BatchSchemaError, match="row 1: per-token columns differ in length"):
         build_experience(_candidates(), ref, np.zeros(3))
-
-
-# ---------------------------------------------------------------- rewards_from_scores
-
-
-def test_rewards_are_the_weighted_mean_over_teachers():
-    scores = _scores([("p0", "c0", 1.0, "rule", "safety"), ("p0", "c0", 0.5, "rule", "persona"),
-                      ("p0", "c1", -1.0, "rule", "safety"), ("p0", "c1", 0.5, "rule", "persona")])
-    equal = rewards_from_scores(scores)
-    # c0: (1 + 0.5) / 2 = 0.75;  c1: (-1 + 0.5) / 2 = -0.25
-    assert equal.column("candidate_id").to_pylist() == ["c0", "c1"]
-    assert equal.column("reward").to_pylist() == [0.75, -0.25]
-    weighted = rewards_from_scores(scores, {"safety": 3.0, "persona": 1.0})
-    # c0: (3·1 + 1·0.5) / 4 = 0.875;  c1: (3·-1 + 1·0.5) / 4 = -0.625
-    assert weighted.column("reward").to_pylist() == [0.875, -0.625]
-
-
-def test_a_teacher_without_a_name_is_weighed_by_its_rater_kind():
-    scores = _scores([("p0", "c0", 1.0, "rule", "safety"), ("p0", "c0", -1.0, "human", None)])
-    # (1·1 + 3·-1) / 4 = -0.5
-    assert rewards_from_scores(scores, {"safety": 1.0, "human": 3.0}).column("reward").to_pylist() == [-0.5]
-
-
-def test_rewards_from_scores_errors_name_the_problem():
-    scores = _scores([("p0", "c0", 1.0, "rule", "safety"), ("p0", "c1", 0.5, "rule", "persona")])
-    with pytest.raises(ValueError, match=r"teachers \['persona'\] have no weight"):
-        rewards_from_scores(scores, {"safety": 1.0})
-    with pytest.raises(ValueError, match=r"\('p0', 'c1'\) have no score with a weight above 0"):
-        rewards_from_scores(scores, {"safety": 1.0, "persona": 0.0})
-    with pytest.raises(ValueError, match="must be finite and >= 0"):
-        rewards_from_scores(scores, {"safety": 1.0, "persona": -1.0})
-    twice = _scores([("p0", "c0", 1.0, "rule", "safety"), ("p0", "c0", 0.0, "rule", "safety")])
-    with pytest.raises(ValueError, match=r"more than one row for \('p0', 'c0', 'safety'\)"):
-        rewards_from_scores(twice)
 
 
 # ---------------------------------------------------------------- learning: PPO raises a rule reward
@@ -203,7 +169,7 @@ def ppo_run(tiny_model_dir):
     for r in range(ROUNDS + 1):
         candidates = rollout.generate(prompts, seed=SEED_BASE + r)
         exp = build_experience(candidates, reference.logprobs(candidates),
-                               rewards_from_scores(brevity_scores(candidates)))
+                               brevity_scores(candidates))
         rounds.append({"reward": float(np.mean(exp.column("reward").to_numpy())), "kl": token_kl(exp),
                        "versions": set(exp.column("policy_version").to_pylist())})
         if r < ROUNDS:
@@ -270,7 +236,7 @@ def test_ppo_on_two_ray_train_workers_raises_the_reward(ray_cluster, tiny_model_
         for r in range(5):
             candidates = rollout.generate(prompts, seed=SEED_BASE + r)
             exp = build_experience(candidates, reference.logprobs(candidates),
-                                   rewards_from_scores(brevity_scores(candidates)))
+                                   brevity_scores(candidates))
             rewards.append(float(np.mean(exp.column("reward").to_numpy())))
             versions.append(set(exp.column("policy_version").to_pylist()))
             if r < 4:

@@ -1,0 +1,91 @@
+"""The one fan-out under every group (actors/fanout.py): order, one deadline, resend when a worker dies.
+
+Pure: the chunks are fake handles, so each failure the mechanism claims to survive is injected, not
+hoped for from Ray's or Serve's timing."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import ray.exceptions as rex
+
+from actors.fanout import chunks, fan_out
+
+
+class Handle:
+    """A chunk in flight: its value, or the error waiting for it raises, after ``delay_s``."""
+
+    def __init__(self, value=None, error: BaseException | None = None, delay_s: float = 0.0):
+        self.value, self.error, self.delay_s = value, error, delay_s
+
+
+def wait(handle: Handle, timeout_s: float):
+    if handle.delay_s > timeout_s:
+        time.sleep(timeout_s)
+        raise TimeoutError("fake timeout")
+    if handle.error is not None:
+        raise handle.error
+    return handle.value
+
+
+def run(submit, **kw):
+    n = kw.pop("n", 3)
+    defaults = dict(role="judge", worker=lambda k, a: f"w{(k + a) % 3}", call="score", timeout_s=5.0,
+                    timeout_key="judges.call_timeout_s")
+    return fan_out(n, submit, wait, **(defaults | kw))
+
+
+def test_chunks_cover_the_rows_in_order():
+    assert chunks(5, 2) == [(0, 2), (2, 4), (4, 5)] and chunks(0, 2) == [] and chunks(2, 8) == [(0, 2)]
+
+
+def test_values_come_back_in_chunk_order():
+    assert run(lambda k, a: Handle(value=k * 10)) == [0, 10, 20]
+
+
+def test_a_chunk_whose_worker_died_is_resent_elsewhere_and_accepted_once():
+    sent, resent = [], []
+
+    def submit(k, attempt):
+        sent.append((k, attempt))
+        if k == 1 and attempt == 0:
+            return Handle(error=rex.ActorDiedError())
+        return Handle(value=(k, attempt))
+
+    out = run(submit, max_retries=2, on_resend=lambda k, a, e: resent.append((k, a)))
+    assert out == [(0, 0), (1, 1), (2, 0)]  # chunk 1 answered once, by its resend
+    assert sent == [(0, 0), (1, 0), (2, 0), (1, 1)] and resent == [(1, 1)]
+
+
+def test_resends_stop_at_max_retries_and_the_error_names_the_worker():
+    with pytest.raises(rex.ActorDiedError) as err:
+        run(lambda k, a: Handle(error=rex.ActorDiedError()) if k == 0 else Handle(value=k), max_retries=1)
+    assert any("in role 'judge', actor 'w1', method 'score'" in n for n in err.value.__notes__)  # the second try
+
+
+def test_an_application_error_is_not_resent_and_keeps_its_type():
+    sent = []
+
+    def submit(k, attempt):
+        sent.append(k)
+        return Handle(error=ValueError("bad item")) if k == 2 else Handle(value=k)
+
+    with pytest.raises(ValueError, match="bad item") as err:
+        run(submit, max_retries=3, call=lambda k: f"score rows {k * 4}..{k * 4 + 4}")
+    assert sent == [0, 1, 2]
+    assert any("method 'score rows 8..12'" in n for n in err.value.__notes__)
+
+
+def test_one_deadline_for_the_whole_call_names_the_fix():
+    started = time.monotonic()
+    with pytest.raises(TimeoutError, match=r"role 'judge', actor 'w1': score gave no answer within 0.2 s "
+                                           r"\(chunk 2 of 3\); fix: raise judges.call_timeout_s"):
+        run(lambda k, a: Handle(value=k, delay_s=0.15 * (k + 1)), timeout_s=0.2)
+    assert time.monotonic() - started < 1.0  # chunk 1 waited only what was left of the shared deadline
+
+
+def test_the_collect_callback_counts_down():
+    seen = []
+    run(lambda k, a: Handle(value=k), on_collect=seen.append)
+    assert seen == [2, 1, 0]
