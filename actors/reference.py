@@ -21,12 +21,8 @@ from ouro_ray.data.validate import validate_batch
 from ouro_ray.models.load import load_causal_lm
 from ouro_ray.models.logprobs import response_logprobs_batched
 
-REF_SCHEMA = pa.schema([
-    pa.field("prompt_id", pa.string(), nullable=False),
-    pa.field("candidate_id", pa.string(), nullable=False),
-    pa.field("ref_logprobs", pa.list_(pa.float32()), nullable=False),
-])
-"""What the reference returns: the ``experience`` shard's ``ref_logprobs`` with the candidate keys."""
+REF_SCHEMA = SHARDS["reference_logprobs"].schema
+"""What the reference returns (the ``reference_logprobs`` shard in :mod:`ouro_ray.data.schemas`)."""
 
 
 def token_tensors(candidates: pa.Table, pad_id: int) -> tuple[torch.Tensor, ...]:

@@ -41,18 +41,14 @@ from actors.group import ActorGroup
 from actors.rollout import producer_of, stamp
 from actors.weights import WeightFollower
 from ouro_ray.config.roles import RewardModelConfig
+from ouro_ray.data.schemas import SHARDS
 from ouro_ray.data.validate import validate_batch
 from ouro_ray.models.load import encode_prompts, load_tokenizer
 from ouro_ray.models.reward import load_reward_model, pooled_rewards, same_vocabulary, sequence_tensors
 from ouro_ray.weights import WeightPayload, apply_weights, named_tensors
 
-REWARD_SCHEMA = pa.schema([
-    pa.field("prompt_id", pa.string(), nullable=False),
-    pa.field("candidate_id", pa.string(), nullable=False),
-    pa.field("reward", pa.float32(), nullable=False),
-    pa.field("reward_model_version", pa.int64(), nullable=False),
-])
-"""What the reward role returns: the raw RM scalar of each candidate (unbounded) and the weights' version."""
+REWARD_SCHEMA = SHARDS["rm_rewards"].schema
+"""What the reward role returns (the ``rm_rewards`` shard in :mod:`ouro_ray.data.schemas`)."""
 
 _TOKENS = pa.list_(pa.int32())
 

@@ -16,6 +16,7 @@ from typing import Mapping
 
 import pyarrow as pa
 
+from ouro_ray.config.loop import LAMBDA_GROUPS
 from ouro_ray.data.rowchecks import Differs, NonEmpty, NonPositive, RowCheck, SameLength
 
 ROLES = ("human", "assistant")
@@ -259,9 +260,50 @@ PREFERENCE_BATCH = ShardSpec(
                 NonPositive("ref_chosen_logps"), NonPositive("ref_rejected_logps")),
 )
 
+REWARDS = ShardSpec(
+    "rewards",
+    "Stage 5's result: one combined reward per candidate (the teachers' scores λ-weighted by group, or a "
+    "human's) and what it is made of; `ouro score --rewards` writes it, the learner reads `reward`.",
+    (
+        Column("prompt_id", _STR, "(B,)", "the prompt"),
+        Column("candidate_id", _STR, "(B,)", "the candidate"),
+        Column("reward", pa.float32(), "(B,)", "the combined reward in [-1, 1]"),
+        *(Column(g, pa.float32(), "(B,)", f"the candidate's mean score on the {g} group (G[{g}]; null: not scored "
+                 "on it)", nullable=True) for g in LAMBDA_GROUPS),
+        Column("failure", _STR, "(B,)", "'teacher:dimension' of its lowest score: what sank it", nullable=True),
+        Column("source", _STR, "(B,)", "where the reward came from", choices={"": ("teachers", "human")}),
+        Column("disagreement", pa.float32(), "(B,)", "largest spread between two teachers on one group"),
+    ),
+    key=("prompt_id", "candidate_id"),
+)
+
+REFERENCE_LOGPROBS = ShardSpec(
+    "reference_logprobs",
+    "What the reference role returns: per-token logprobs of each candidate under the frozen reference.",
+    (
+        Column("prompt_id", _STR, "(B,)", "the prompt"),
+        Column("candidate_id", _STR, "(B,)", "the candidate"),
+        Column("ref_logprobs", _FLOATS, "(B, T_i)", "the experience batch's ref_logprobs"),
+    ),
+    key=("prompt_id", "candidate_id"),
+    row_checks=(NonPositive("ref_logprobs"),),
+)
+
+RM_REWARDS = ShardSpec(
+    "rm_rewards",
+    "What the reward-model role returns: the raw scalar of each candidate and the weights' version.",
+    (
+        Column("prompt_id", _STR, "(B,)", "the prompt"),
+        Column("candidate_id", _STR, "(B,)", "the candidate"),
+        Column("reward", pa.float32(), "(B,)", "the reward model's scalar (unbounded)"),
+        Column("reward_model_version", pa.int64(), "(B,)", "version of the reward model's weights that scored it"),
+    ),
+    key=("prompt_id", "candidate_id"),
+)
+
 SHARDS: dict[str, ShardSpec] = {
     s.kind: s for s in (DIALOGS, SUMMARIES, LABYRINTH, PROMPTS, CANDIDATES, SCORES, PAIRS, EXPERIENCE, JUDGE_ITEMS,
-                        TOKEN_SEQUENCES, PREFERENCE_BATCH)
+                        TOKEN_SEQUENCES, PREFERENCE_BATCH, REWARDS, REFERENCE_LOGPROBS, RM_REWARDS)
 }
 
 

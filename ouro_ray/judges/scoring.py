@@ -24,19 +24,12 @@ import numpy as np
 import pyarrow as pa
 
 from ouro_ray.config.loop import DIMENSION_GROUPS, LAMBDA_GROUPS, ScoringConfig
+from ouro_ray.data.schemas import SHARDS
 from ouro_ray.judges.items import judge_items
 from ouro_ray.seeding import derive_seed
 
-REWARDS_SCHEMA = pa.schema([
-    pa.field("prompt_id", pa.string(), nullable=False),
-    pa.field("candidate_id", pa.string(), nullable=False),
-    pa.field("reward", pa.float32(), nullable=False),
-    *(pa.field(g, pa.float32()) for g in LAMBDA_GROUPS),  # G[g]; null where the candidate was not scored on g
-    pa.field("failure", pa.string()),  # "teacher:dimension" of its lowest score (what sank it)
-    pa.field("source", pa.string(), nullable=False),  # "teachers" or "human"
-    pa.field("disagreement", pa.float32(), nullable=False),  # largest spread between two teachers on one group
-])
-"""One row per candidate: the combined reward and what it is made of."""
+REWARDS_SCHEMA = SHARDS["rewards"].schema
+"""One row per candidate: the combined reward and what it is made of (the ``rewards`` shard)."""
 
 
 @dataclass(frozen=True)

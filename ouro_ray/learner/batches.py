@@ -4,10 +4,15 @@ DPO: ``pairs`` (text) are tokenized once in the driver into two ``token_sequence
 rejected) that the reference role scores; their summed logprobs are joined back as columns of a
 ``preference_batch``. The learner never holds a reference model.
 
-PPO: an ``experience`` table (prompt and candidate tokens, old and reference logprobs, reward).
+PPO: an ``experience`` table (prompt and candidate tokens, old and reference logprobs, reward), read
+into a :class:`PPOBatch` of tensors.
+
+Notation: ``B`` rows, ``P`` prompt tokens (left-padded), ``T`` candidate tokens (right-padded).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import pyarrow as pa
@@ -78,3 +83,71 @@ def tokens(table: pa.Table, column: str, pad_id: int, side: str = "right") -> tu
 def floats(table: pa.Table, column: str) -> torch.Tensor:
     """A per-token float column as a right-padded (B, T) float32 tensor (0 where padded)."""
     return pad_lists(table.column(column), pad_value=0.0, side="right", dtype=torch.float32)[0]
+
+
+@dataclass(frozen=True)
+class TokenBatch:
+    """Prompts and candidates as padded tensors, the model's input."""
+
+    prompt: torch.Tensor
+    """(B, P) int64 prompt tokens, left-padded."""
+    prompt_mask: torch.Tensor
+    """(B, P) bool, true on prompt tokens."""
+    ids: torch.Tensor
+    """(B, T) int64 candidate tokens, right-padded."""
+    mask: torch.Tensor
+    """(B, T) bool, true on candidate tokens (the tokens a loss counts)."""
+
+    @classmethod
+    def from_table(cls, table: pa.Table, pad_id: int) -> "TokenBatch":
+        """From a table with ``prompt_token_ids`` and ``token_ids`` (``experience``, ``token_sequences``)."""
+        prompt, prompt_mask = tokens(table, "prompt_token_ids", pad_id, side="left")
+        ids, mask = tokens(table, "token_ids", pad_id)
+        return cls(prompt, prompt_mask, ids, mask)
+
+    def rows(self, index: torch.Tensor) -> "TokenBatch":
+        return TokenBatch(*(getattr(self, f.name)[index] for f in fields(self)))
+
+
+@dataclass(frozen=True)
+class PPOBatch:
+    """An ``experience`` batch as PPO reads it; :meth:`with_advantages` adds what the critic and GAE give."""
+
+    tokens: TokenBatch
+    old_logprobs: torch.Tensor
+    """(B, T) float32 logprobs of the candidate tokens under the policy that sampled them (0 on padding)."""
+    ref_logprobs: torch.Tensor
+    """(B, T) float32 logprobs under the frozen reference (0 on padding)."""
+    reward: torch.Tensor
+    """(B,) float32 one combined reward per candidate (stage 5)."""
+    old_values: torch.Tensor | None = None
+    """(B, T) critic values before the update, 0 on padding."""
+    kl: torch.Tensor | None = None
+    """(B, T) per-token KL estimate to the reference, 0 on padding."""
+    advantages: torch.Tensor | None = None
+    """(B, T) GAE advantages (whitened when configured), 0 on padding."""
+    returns: torch.Tensor | None = None
+    """(B, T) the critic's regression targets, 0 on padding."""
+
+    @classmethod
+    def from_table(cls, table: pa.Table, pad_id: int) -> "PPOBatch":
+        return cls(TokenBatch.from_table(table, pad_id), floats(table, "old_logprobs"), floats(table, "ref_logprobs"),
+                   torch.as_tensor(table.column("reward").to_numpy(), dtype=torch.float32))
+
+    @property
+    def mask(self) -> torch.Tensor:
+        """(B, T) float32 candidate-token mask, as the losses take it."""
+        return self.tokens.mask.float()
+
+    def masked(self, valid: torch.Tensor) -> "PPOBatch":
+        """The batch with rows where ``valid`` (B,) is false carrying no token (weight-0 repeats)."""
+        return replace(self, tokens=replace(self.tokens, mask=self.tokens.mask & valid[:, None]))
+
+    def with_advantages(self, old_values: torch.Tensor, kl: torch.Tensor, advantages: torch.Tensor,
+                        returns: torch.Tensor) -> "PPOBatch":
+        return replace(self, old_values=old_values, kl=kl, advantages=advantages, returns=returns)
+
+    def rows(self, index: torch.Tensor) -> "PPOBatch":
+        """Rows ``index`` of every tensor (a micro-batch)."""
+        return PPOBatch(self.tokens.rows(index), *(None if getattr(self, f.name) is None else getattr(self, f.name)[index]
+                                                   for f in fields(self) if f.name != "tokens"))

@@ -25,12 +25,6 @@ KEY = ("prompt_id", "candidate_id")
 _SEP = "\x1f"  # ASCII unit separator: never inside an id, so ("a", "b|c") and ("a|b", "c") stay apart
 PRODUCER = "ouro_ray.learner.experience"
 
-REWARD_SCHEMA = pa.schema([
-    pa.field("prompt_id", pa.string(), nullable=False),
-    pa.field("candidate_id", pa.string(), nullable=False),
-    pa.field("reward", pa.float32(), nullable=False),
-])
-"""One combined reward per candidate, as :func:`ouro_ray.judges.scoring.combine` returns it (stage 5's λ-combination)."""
 
 
 def candidate_keys(table: pa.Table) -> pa.ChunkedArray:

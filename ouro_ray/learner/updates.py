@@ -30,7 +30,7 @@ from ouro_ray.algos import (
     whiten,
 )
 from ouro_ray.config.learner import DPOConfig, OptimConfig, PPOConfig
-from ouro_ray.learner.batches import floats, tokens
+from ouro_ray.learner.batches import PPOBatch, TokenBatch, tokens
 from ouro_ray.learner.strategy import Strategy
 from ouro_ray.seeding import derive_seed
 
@@ -121,34 +121,25 @@ def _summarise(log: list[dict[str, torch.Tensor]], norms: list[float]) -> dict[s
     return out
 
 
-def _advantages(module, t: dict[str, torch.Tensor], cfg: PPOConfig, kl_coef: float) -> dict[str, torch.Tensor]:
+def _with_advantages(module, t: PPOBatch, cfg: PPOConfig, kl_coef: float) -> PPOBatch:
     """Old values, per-token KL to the reference, shaped token rewards, GAE advantages and returns."""
     with torch.no_grad():
-        _, old_values = module(t["prompt"], t["prompt_mask"], t["ids"], t["mask"])
-    mask = t["mask"].float()
-    kl = kl_penalty(t["old_logprobs"], t["ref_logprobs"], cfg.kl_kind) * mask  # (B, T)
-    reward = t["reward"].clamp(-cfg.reward_clip, cfg.reward_clip) if cfg.reward_clip > 0 else t["reward"]
+        _, old_values = module(t.tokens.prompt, t.tokens.prompt_mask, t.tokens.ids, t.tokens.mask)
+    mask = t.mask  # (B, T)
+    kl = kl_penalty(t.old_logprobs, t.ref_logprobs, cfg.kl_kind) * mask  # (B, T)
+    reward = t.reward.clamp(-cfg.reward_clip, cfg.reward_clip) if cfg.reward_clip > 0 else t.reward  # (B,)
     rewards = token_level_rewards(reward, kl, kl_coef, mask)  # (B, T)
     advantages, returns = gae(rewards, old_values * mask, mask, cfg.gamma, cfg.lam)
     if cfg.whiten_advantages:
         advantages = whiten(advantages, mask)
-    return {"old_values": old_values * mask, "advantages": advantages, "returns": returns, "kl": kl}
+    return t.with_advantages(old_values * mask, kl, advantages, returns)
 
 
-def _ppo_tensors(batch: pa.Table, pad_id: int) -> dict[str, torch.Tensor]:
-    prompt, prompt_mask = tokens(batch, "prompt_token_ids", pad_id, side="left")
-    ids, mask = tokens(batch, "token_ids", pad_id)
-    return {"prompt": prompt, "prompt_mask": prompt_mask, "ids": ids, "mask": mask,
-            "old_logprobs": floats(batch, "old_logprobs"), "ref_logprobs": floats(batch, "ref_logprobs"),
-            "reward": torch.as_tensor(batch.column("reward").to_numpy(), dtype=torch.float32)}
-
-
-def _ptx_term(strategy: Strategy, ptx: dict[str, torch.Tensor], k: int, size: int, coef: float):
+def _ptx_term(strategy: Strategy, ptx: TokenBatch, k: int, size: int, coef: float):
     """PPO-ptx (InstructGPT eq. 2): the NLL of pretraining rows, micro-batch ``k`` of them, cyclically."""
-    n = ptx["ids"].shape[0]
-    i = torch.arange(k * size, (k + 1) * size) % n
-    logits, _ = strategy.module(ptx["prompt"][i], ptx["prompt_mask"][i], ptx["ids"][i], ptx["mask"][i])
-    return ptx_loss(token_logprobs(logits, ptx["ids"][i]), ptx["mask"][i].float(), coef)
+    rows = ptx.rows(torch.arange(k * size, (k + 1) * size) % ptx.ids.shape[0])
+    logits, _ = strategy.module(rows.prompt, rows.prompt_mask, rows.ids, rows.mask)
+    return ptx_loss(token_logprobs(logits, rows.ids), rows.mask.float(), coef)
 
 
 def ppo_update(strategy: Strategy, batch: pa.Table, cfg: PPOConfig, optim: OptimConfig, pad_id: int, seed: int,
@@ -163,25 +154,22 @@ def ppo_update(strategy: Strategy, batch: pa.Table, cfg: PPOConfig, optim: Optim
                          "(a token_sequences table) with each update, or set learner.ppo.ptx_coef=0")
     ptx_t = None
     if ptx is not None and cfg.ptx_coef > 0 and ptx.num_rows:  # a round with no rows (no revision won): no term
-        p, pm = tokens(ptx, "prompt_token_ids", pad_id, side="left")
-        ids, mask = tokens(ptx, "token_ids", pad_id)
-        ptx_t = {"prompt": p, "prompt_mask": pm, "ids": ids, "mask": mask}
+        ptx_t = TokenBatch.from_table(ptx, pad_id)
     rows, valid = rank_rows(batch.num_rows, strategy.rank, strategy.world_size, shard_rows)
-    t = _ppo_tensors(batch.take(pa.array(rows)), pad_id)
-    t["mask"] = t["mask"] & torch.as_tensor(valid)[:, None]  # weight-0 repeats carry no token
-    t |= _advantages(strategy.module, t, cfg, kl_coef)
+    t = PPOBatch.from_table(batch.take(pa.array(rows)), pad_id).masked(torch.as_tensor(valid))
+    t = _with_advantages(strategy.module, t, cfg, kl_coef)
     local = np.arange(len(rows))
     log: list[dict[str, torch.Tensor]] = []
 
     def losses():
         for epoch in range(cfg.epochs):
             for idx, _ in micro_batches(local, valid, optim.micro_batch_size, derive_seed(seed, "ppo", epoch)):
-                m = {k: v[torch.as_tensor(idx)] for k, v in t.items()}
-                mask = m["mask"].float()
-                logits, values = strategy.module(m["prompt"], m["prompt_mask"], m["ids"], m["mask"])
-                logprobs = token_logprobs(logits, m["ids"])
-                pg_loss, pg_metrics = ppo_policy_loss(logprobs, m["old_logprobs"], m["advantages"], mask, cfg.clip_eps)
-                vf_loss, vf_metrics = value_loss(values, m["old_values"], m["returns"], mask, cfg.value_clip_eps)
+                m = t.rows(torch.as_tensor(idx))
+                mask = m.mask  # (b, T)
+                logits, values = strategy.module(m.tokens.prompt, m.tokens.prompt_mask, m.tokens.ids, m.tokens.mask)
+                logprobs = token_logprobs(logits, m.tokens.ids)  # (b, T)
+                pg_loss, pg_metrics = ppo_policy_loss(logprobs, m.old_logprobs, m.advantages, mask, cfg.clip_eps)
+                vf_loss, vf_metrics = value_loss(values, m.old_values, m.returns, mask, cfg.value_clip_eps)
                 entropy = entropy_bonus(logits.float(), mask)
                 loss = pg_loss + cfg.vf_coef * vf_loss - cfg.entropy_coef * entropy
                 extra = {}
@@ -194,9 +182,8 @@ def ppo_update(strategy: Strategy, batch: pa.Table, cfg: PPOConfig, optim: Optim
 
     norms = _accumulate(strategy, optim, losses())
     out = _summarise(log, norms)
-    mask = t["mask"].float()
-    out["kl_to_ref"] = float(masked_mean(t["kl"], mask))
-    out["reward_mean"] = float(t["reward"][torch.as_tensor(valid)].mean())
+    out["kl_to_ref"] = float(masked_mean(t.kl, t.mask))
+    out["reward_mean"] = float(t.reward[torch.as_tensor(valid)].mean())
     return out
 
 

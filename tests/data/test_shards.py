@@ -34,6 +34,18 @@ EXTRA = {
         {"prompt_id": None, "prompt_token_ids": [1, 3], "chosen_token_ids": [6, 2], "rejected_token_ids": [8, 8, 2],
          "ref_chosen_logps": -2.0, "ref_rejected_logps": -6.0},
     ],
+    "rewards": [
+        {"prompt_id": "p1", "candidate_id": "c0", "reward": 0.5, "content": 0.25, "logic": None, "persona": 0.5,
+         "safety": 1.0, "failure": "rule:persona", "source": "teachers", "disagreement": 0.75},
+        {"prompt_id": "p1", "candidate_id": "c1", "reward": -1.0, "content": None, "logic": None, "persona": None,
+         "safety": None, "failure": None, "source": "human", "disagreement": 0.0},
+    ],
+    "reference_logprobs": [
+        {"prompt_id": "p1", "candidate_id": "c0", "ref_logprobs": [-0.75, -1.0]},
+    ],
+    "rm_rewards": [
+        {"prompt_id": "p1", "candidate_id": "c0", "reward": 3.5, "reward_model_version": 2},
+    ],
     "judge_items": [
         {"prompt_id": "p1", "candidate_id": "c0", "prompt": "How long is the Vell?",
          "candidate": "The Vell is 340 km long.",
