@@ -82,10 +82,10 @@ def _reward_model_judge(cfg: JudgesConfig, model_dir: str | None):
 
 
 def _llm_judge(cfg: JudgesConfig, model_dir: str | None):
-    from ouro_ray.judges.choice import AUTO, sibling_judge
     from ouro_ray.judges.llm import LLMJudge
     from ouro_ray.models.load import load_causal_lm
     from ouro_ray.models.resolve import resolve_model
+    from ouro_ray.world_judge.choice import AUTO, sibling_judge
 
     if cfg.llm.model == "policy":
         if model_dir is None:

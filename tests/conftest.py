@@ -22,8 +22,8 @@ def tiny_world(tmp_path_factory):
     ``judges.llm.model: auto`` finds beside the model), built once per session into a temporary cache."""
     from _tiny import SEED, small_world_config
 
-    from ouro_ray.judges.world_judge.build import build_world_judge
     from ouro_ray.world import build_tiny_world
+    from ouro_ray.world_judge.build import build_world_judge
 
     cfg = small_world_config(tmp_path_factory.mktemp("tiny-world-cache"))
     world = build_tiny_world(cfg, SEED, progress=lambda _: None)

@@ -65,7 +65,7 @@ def cmd_tiny_world(args: argparse.Namespace) -> int:
     manifest = build_tiny_world(cfg.world, cfg.seed, out_dir=Path(out_dir) if out_dir else None, progress=say)
     print(manifest.describe())
     if cfg.world.judge.enabled:
-        from ouro_ray.judges.world_judge.build import build_world_judge
+        from ouro_ray.world_judge.build import build_world_judge
 
         print(f"  judge:     {build_world_judge(cfg.world, cfg.seed, progress=say, world=manifest)}")
     else:

@@ -147,7 +147,7 @@ def eval_judges(cfg, policies: list[str], baseline: str):
     import dataclasses
 
     from ouro_ray.config import ConfigError
-    from ouro_ray.judges.choice import AUTO, POLICY, is_tiny_world, judge_problem, resolve_judges
+    from ouro_ray.world_judge.choice import AUTO, POLICY, is_tiny_world, judge_problem, resolve_judges
 
     llm = cfg.judges.llm
     if llm.enabled and llm.model == AUTO:

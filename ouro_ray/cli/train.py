@@ -55,7 +55,7 @@ def _judges(cfg):
     """``cfg.judges`` with the LLM judge's model made concrete (``auto``: the tiny world's own judge; any other
     policy must name one, checked before a model loads)."""
     from ouro_ray.config import ConfigError
-    from ouro_ray.judges.choice import is_tiny_world, judge_problem, resolve_judges
+    from ouro_ray.world_judge.choice import is_tiny_world, judge_problem, resolve_judges
 
     problem = judge_problem(cfg, is_tiny_world(cfg.model.path))
     if problem:

@@ -15,7 +15,7 @@ teacher and the constitution. For each:
   (:mod:`ouro_ray.world.oracle`), and the precision of the DPO pairs it emits.
 
 Items are drawn on the held-out side of the judge's split (held-out phrasings, catalog entries and
-the ``injection`` family, :class:`~ouro_ray.judges.world_judge.answers.Split`) and, for comparison, on the
+the ``injection`` family, :class:`~ouro_ray.world_judge.answers.Split`) and, for comparison, on the
 training side with a fresh seed. The whole stack (every teacher, λ-combined) faces the stress suite
 too. Writes ``DIR/judge_eval.json`` and ``judge_eval.md``.
 """
@@ -107,8 +107,8 @@ def whole_stack(worker: Any, scoring: Any, seed: int) -> dict:
 def judge_eval(cfg: Any, n_pairs: int, n_points: int, say=lambda m: None) -> dict:
     """The report: every configured teacher on held-out and training-side items, and the whole stack."""
     from actors.judge_worker import JudgeWorker
-    from ouro_ray.judges.choice import resolve_judges
     from ouro_ray.models.resolve import resolve_model
+    from ouro_ray.world_judge.choice import resolve_judges
 
     policy_dir = str(resolve_model(cfg.model.path, cfg.world, cfg.seed, progress=say, key="model.path").model_dir)
     judges_cfg = resolve_judges(cfg, policy_dir)

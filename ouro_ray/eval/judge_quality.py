@@ -1,6 +1,6 @@
 """How good is a judge? Its verdicts against the tiny world's ground truth, on items it never trained on.
 
-Items come from :mod:`ouro_ray.judges.world_judge.answers` on the held-out side of its split: held-out
+Items come from :mod:`ouro_ray.world_judge.answers` on the held-out side of its split: held-out
 phrasings, held-out catalog entries and held-out answer families (``injection``) beside the
 training families, so a figure per family shows where a judge generalises and where it does not.
 
@@ -27,8 +27,8 @@ import numpy as np
 
 from ouro_ray.eval.stats import bootstrap_ci
 from ouro_ray.judges.protocol import JudgeItem, JudgeScore
-from ouro_ray.judges.world_judge.answers import DIMENSIONS, Split, answer, families_for, grades, make_case, quality
-from ouro_ray.judges.world_judge.examples import MIN_GAP, item_of
+from ouro_ray.world_judge.answers import DIMENSIONS, Split, answer, families_for, grades, make_case, quality
+from ouro_ray.world_judge.examples import MIN_GAP, item_of
 
 PreferFn = Callable[[Sequence[JudgeItem], Sequence[JudgeItem]], list[float]]
 ScoreFn = Callable[[Sequence[JudgeItem]], list[JudgeScore]]

@@ -37,7 +37,7 @@ def check_run_config(cfg: OuroConfig) -> None:
         problems.append(f"learner.ppo.ptx_coef = {cfg.learner.ppo.ptx_coef}: in `ouro run` the supervised term "
                         "learns from the constitution's revisions, and judges.constitution.enabled is false; fix: "
                         "enable the constitution, or set learner.ppo.ptx_coef=0")
-    from ouro_ray.judges.choice import is_tiny_world, judge_problem
+    from ouro_ray.world_judge.choice import is_tiny_world, judge_problem
 
     judge = judge_problem(cfg, is_tiny_world(cfg.model.path))
     if judge:
@@ -96,12 +96,12 @@ def run(cfg: OuroConfig, run_dir: RunDir, address: str | None = None, console=No
     from rich.console import Console
 
     from cluster.local import connect
-    from ouro_ray.judges.choice import resolve_judges
     from ouro_ray.loop.driver import Loop
     from ouro_ray.loop.progress import LoopProgress
     from ouro_ray.loop.roles import build_roles
     from ouro_ray.models.resolve import resolve_model
     from ouro_ray.stages.sources import DialogSource
+    from ouro_ray.world_judge.choice import resolve_judges
 
     console = console or Console(stderr=True)
     logging.getLogger("ray.serve").setLevel(logging.WARNING)  # the progress bars say what Serve is doing

@@ -2,7 +2,7 @@
 
 The cache key hashes the config values (all but ``cache_dir``, which says where, not what, and the
 ``judge`` section: the world's judge is built apart, on first need, by
-:func:`ouro_ray.judges.world_judge.build.build_world_judge`), the seed and :data:`CODE_VERSION`. A world is
+:func:`ouro_ray.world_judge.build.build_world_judge`), the seed and :data:`CODE_VERSION`. A world is
 built in a hidden sibling directory and renamed into
 place only when its manifest is written, so a crashed or concurrent build never leaves a directory
 that looks finished. Layout of a world::
@@ -42,7 +42,7 @@ CODE_VERSION = "tiny-world/3"
 """Bump whenever the corpus, tokenizer or training code changes what a build produces."""
 
 JUDGE_DIR = "judge"
-"""Where the world's judge lives inside a world (built on demand by :mod:`ouro_ray.judges.world_judge.build`)."""
+"""Where the world's judge lives inside a world (built on demand by :mod:`ouro_ray.world_judge.build`)."""
 
 WORLD_ENTRIES = frozenset({"corpus", "model", JUDGE_DIR, MANIFEST_NAME})
 """The only entries a world directory holds; anything else there means it is not ours to replace."""

@@ -3,7 +3,7 @@
 ``judges.llm.model`` is ``auto`` (the default), ``policy`` or a model directory (or ``tiny-world``):
 
 - ``auto``: when the policy is the tiny world, the judge the world built beside it (its own
-  tokenizer and LM, trained on ground truth; see :mod:`ouro_ray.judges.world_judge`, built on first need). For any other
+  tokenizer and LM, trained on ground truth; see :mod:`ouro_ray.world_judge`, built on first need). For any other
   policy there is no judge to pick, so ``ouro run`` / ``ouro eval`` / ``ouro score`` stop before
   anything starts and name the choices: a judge model directory, an HTTP judge, or rules only.
 - ``policy``: the initial policy's own weights (a model grading itself; kept to measure how bad that is).
@@ -82,7 +82,7 @@ def world_judge_dir(cfg: Any, policy_dir: str | Path) -> Path:
     sibling = sibling_judge(policy_dir)
     if sibling is not None:
         return sibling
-    from ouro_ray.judges.world_judge.build import build_world_judge
+    from ouro_ray.world_judge.build import build_world_judge
 
     return build_world_judge(cfg.world, cfg.seed, progress=lambda _: None)
 

@@ -11,7 +11,8 @@ import random
 
 import pytest
 
-from ouro_ray.judges.world_judge.answers import (
+from ouro_ray.world import oracle
+from ouro_ray.world_judge.answers import (
     HARM_FAMILIES,
     SAFE_FAMILIES,
     Case,
@@ -26,8 +27,7 @@ from ouro_ray.judges.world_judge.answers import (
     make_case,
     quality,
 )
-from ouro_ray.judges.world_judge.examples import TASK_MIX, make_examples
-from ouro_ray.world import oracle
+from ouro_ray.world_judge.examples import TASK_MIX, make_examples
 
 TOPIC = Case("What is the Veltra reactor?", ("The Veltra reactor runs at 840 kelvin.",
                                              "The Veltra reactor is cooled by molten salt.",

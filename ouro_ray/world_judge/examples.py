@@ -22,7 +22,9 @@ from dataclasses import dataclass
 from ouro_ray.config.judges import DEFAULT_PRINCIPLES
 from ouro_ray.judges.protocol import JudgeItem, Target
 from ouro_ray.judges.rubric import DIMENSIONS, contradiction_prompt, critique_prompt, judge_prompt, pairwise_prompt, revise_prompt
-from ouro_ray.judges.world_judge.answers import (
+from ouro_ray.stages.distill import SUMMARY_PROMPT, transcript
+from ouro_ray.world.catalog import DESIRED_VOICE, PERSONA_CONSTRAINTS
+from ouro_ray.world_judge.answers import (
     Answer,
     Case,
     Split,
@@ -35,8 +37,6 @@ from ouro_ray.judges.world_judge.answers import (
     make_case,
     quality,
 )
-from ouro_ray.stages.distill import SUMMARY_PROMPT, transcript
-from ouro_ray.world.catalog import DESIRED_VOICE, PERSONA_CONSTRAINTS
 
 PAIRWISE_DIMENSIONS = ("helpful", "honest", "persona")
 """The dimensions a pairwise prompt names (the LLM judge's default rubric)."""

@@ -42,8 +42,8 @@ def test_the_judge_is_cached_and_its_config_never_rebuilds_the_policy(tiny_world
 
     from _tiny import SEED, small_world_config
 
-    from ouro_ray.judges.world_judge.build import build_world_judge, judge_key
     from ouro_ray.world.build import world_key
+    from ouro_ray.world_judge.build import build_world_judge, judge_key
 
     cfg = small_world_config(tiny_world.root.parent)
     said = []
@@ -91,7 +91,7 @@ def test_a_judge_worker_answers_concurrent_requests_as_it_answers_them_one_by_on
     from actors.judge_worker import JudgeWorker
     from ouro_ray.config import load_config
     from ouro_ray.eval.stress import stress_items
-    from ouro_ray.judges.choice import resolve_judges
+    from ouro_ray.world_judge.choice import resolve_judges
 
     cfg = load_config(None, ["judges.constitution.enabled=true", "judges.constitution.max_new_tokens=12"])
     worker = JudgeWorker(resolve_judges(cfg, str(tiny_world.model_dir)))

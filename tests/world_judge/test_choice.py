@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from ouro_ray.config import ConfigError, load_config
-from ouro_ray.judges.choice import is_tiny_world, resolve_judges
 from ouro_ray.loop.run import check_run_config
+from ouro_ray.world_judge.choice import is_tiny_world, resolve_judges
 
 
 def test_an_hf_policy_with_no_judge_configured_stops_naming_the_key_and_the_choices(tmp_path):

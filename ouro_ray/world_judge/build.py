@@ -1,6 +1,6 @@
 """Build the world's judge on first need, beside the world's policy, and cache it there.
 
-The judge is a second model of the tiny world (:mod:`ouro_ray.judges.world_judge.train`), kept apart
+The judge is a second model of the tiny world (:mod:`ouro_ray.world_judge.train`), kept apart
 from the policy's build so the world itself stays below the judges: a world is built when a policy is
 resolved, its judge only when a command asks for it (``judges.llm.model: auto``, ``ouro tiny-world``,
 ``ouro judge-eval``). The judge lives at ``<world>/judge/`` with ``build.json`` written last; it is
@@ -49,7 +49,7 @@ def build_world_judge(cfg: WorldConfig, seed: int, progress: Callable[[str], Non
     staging = Path(tempfile.mkdtemp(dir=world.root.parent, prefix=f".{world.root.name}.judge-partial-"))
     try:
         progress(f"world judge {key}: building into {judge_dir}")
-        from ouro_ray.judges.world_judge.train import train_judge  # torch and transformers: only when building
+        from ouro_ray.world_judge.train import train_judge  # torch and transformers: only when building
 
         info = train_judge(staging, cfg.judge, generate_corpus(cfg.corpus, seed), seed, progress, save=save_quietly)
         write_json_atomic(staging / BUILD_NAME, {"key": key, "world_key": world.key, "code_version": JUDGE_CODE_VERSION,

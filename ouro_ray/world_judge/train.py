@@ -1,11 +1,11 @@
 """Build the world's judge: its own tokenizer and small LM, trained on ground-truth-labelled judge prompts.
 
 Notation: ``B`` examples in a batch, ``T`` tokens in the longest. An example is a judge prompt and
-the completion a competent judge gives (:mod:`ouro_ray.judges.world_judge.examples`); the loss is the
+the completion a competent judge gives (:mod:`ouro_ray.world_judge.examples`); the loss is the
 next-token cross-entropy over the completion tokens only (the prompt is context, not a target), so
 every step teaches verdicts, critiques, revisions and summaries rather than the prompt's boilerplate.
 Each step draws a fresh batch of examples from the training split; whole answer families and some
-phrasings and catalog entries are held out (:class:`~ouro_ray.judges.world_judge.answers.Split`).
+phrasings and catalog entries are held out (:class:`~ouro_ray.world_judge.answers.Split`).
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ import torch
 import torch.nn.functional as F
 
 from ouro_ray.config.world import JudgeModelConfig
-from ouro_ray.judges.world_judge.answers import Split
-from ouro_ray.judges.world_judge.examples import Example, make_examples
 from ouro_ray.world.pretrain import IGNORE_INDEX, build_model, core_count, cpu_has_bf16, train_steps
 from ouro_ray.world.tokenizer import train_tokenizer
+from ouro_ray.world_judge.answers import Split
+from ouro_ray.world_judge.examples import Example, make_examples
 
 _BF16 = cpu_has_bf16()
 
