@@ -157,7 +157,7 @@ def eval_judges(cfg, policies: list[str], baseline: str):
                                                "and a model under evaluation is another model")])
     if llm.enabled and llm.model == POLICY:
         return dataclasses.replace(cfg.judges, llm=dataclasses.replace(llm, model=str(model_arg(baseline, cfg).model_dir)))
-    return resolve_judges(cfg, str(model_arg(baseline, cfg).model_dir))
+    return resolve_judges(cfg, str(model_arg(baseline, cfg).model_dir), say)
 
 
 def _cluster(cfg, say):

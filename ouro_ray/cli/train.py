@@ -62,7 +62,7 @@ def _judges(cfg):
         raise ConfigError([problem])
     if not cfg.judges.llm.enabled:
         return cfg.judges
-    return resolve_judges(cfg, str(model_arg(cfg.model.path, cfg, key="model.path").model_dir))
+    return resolve_judges(cfg, str(model_arg(cfg.model.path, cfg, key="model.path").model_dir), say)
 
 
 def write_rewards(rewards, path: Path) -> Path:

@@ -111,7 +111,7 @@ def judge_eval(cfg: Any, n_pairs: int, n_points: int, say=lambda m: None) -> dic
     from ouro_ray.world_judge.choice import resolve_judges
 
     policy_dir = str(resolve_model(cfg.model.path, cfg.world, cfg.seed, progress=say, key="model.path").model_dir)
-    judges_cfg = resolve_judges(cfg, policy_dir)
+    judges_cfg = resolve_judges(cfg, policy_dir, say)
     worker = JudgeWorker(judges_cfg, policy_dir, name="judge/eval")
     seed, n_boot = cfg.seed, cfg.evaluation.bootstrap
     sets = {"held_out": (heldout_pairs(n_pairs, seed, True), heldout_points(n_points, seed, True)),

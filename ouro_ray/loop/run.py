@@ -116,7 +116,7 @@ def run(cfg: OuroConfig, run_dir: RunDir, address: str | None = None, console=No
     source = None if cfg.data.prompts else DialogSource(cfg, run_dir.path)
     heldout = held_out(cfg, run_dir, source)
     storage = Path(cfg.learner.storage_path).expanduser() if cfg.learner.storage_path else run_dir.path / "train"
-    cfg = dataclasses.replace(cfg, judges=resolve_judges(cfg, model_dir))  # config.yaml keeps 'auto'
+    cfg = dataclasses.replace(cfg, judges=resolve_judges(cfg, model_dir, say))  # config.yaml keeps 'auto'
     if cfg.judges.llm.enabled:
         say(f"LLM judge: {cfg.judges.llm.model}")
     roles = build_roles(cfg, model_dir, storage, state["policy_version"], say)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 AUTO = "auto"
 POLICY = "policy"
@@ -57,8 +57,9 @@ def is_tiny_world(spec: str | Path) -> bool:
     return False
 
 
-def resolve_judges(cfg: Any, policy_dir: str) -> Any:
-    """``cfg.judges`` with ``judges.llm.model`` made a concrete directory for the judge workers."""
+def resolve_judges(cfg: Any, policy_dir: str, progress: Callable[[str], None] = lambda _: None) -> Any:
+    """``cfg.judges`` with ``judges.llm.model`` made a concrete directory for the judge workers (``progress``:
+    the lines of a judge build, when ``auto`` needs one)."""
     llm = cfg.judges.llm
     if not llm.enabled:
         return cfg.judges
@@ -66,7 +67,7 @@ def resolve_judges(cfg: Any, policy_dir: str) -> Any:
         problem = judge_problem(cfg, True)
         if problem:
             raise ValueError(problem)
-        path = str(world_judge_dir(cfg, policy_dir))
+        path = str(world_judge_dir(cfg, policy_dir, progress))
     elif llm.model == POLICY:
         path = policy_dir
     else:
@@ -76,7 +77,7 @@ def resolve_judges(cfg: Any, policy_dir: str) -> Any:
     return dataclasses.replace(cfg.judges, llm=dataclasses.replace(llm, model=path))
 
 
-def world_judge_dir(cfg: Any, policy_dir: str | Path) -> Path:
+def world_judge_dir(cfg: Any, policy_dir: str | Path, progress: Callable[[str], None] = lambda _: None) -> Path:
     """The judge of the policy's world: the sibling ``judge/`` of a world's model directory when built,
     else the judge of the world that ``cfg.world`` and ``cfg.seed`` build (built now if needed)."""
     sibling = sibling_judge(policy_dir)
@@ -84,7 +85,7 @@ def world_judge_dir(cfg: Any, policy_dir: str | Path) -> Path:
         return sibling
     from ouro_ray.world_judge.build import build_world_judge
 
-    return build_world_judge(cfg.world, cfg.seed, progress=lambda _: None)
+    return build_world_judge(cfg.world, cfg.seed, progress=progress)
 
 
 def sibling_judge(policy_dir: str | Path | None) -> Path | None:

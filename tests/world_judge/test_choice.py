@@ -37,3 +37,16 @@ def test_the_tiny_world_gets_its_own_judge_never_the_policy(tiny_world):
 def test_the_world_judge_must_exist_for_auto():
     with pytest.raises(ConfigError, match="world.judge.enabled = false"):
         check_run_config(load_config(None, ["world.judge.enabled=false"]))
+
+
+def test_a_judge_built_on_demand_reports_its_progress(tiny_world):
+    """With no judge beside the policy, 'auto' builds (here: finds in the cache) the world's judge and says so."""
+    import dataclasses
+
+    from _tiny import SEED, small_world_config
+
+    cfg = dataclasses.replace(load_config(None, [f"seed={SEED}"]), world=small_world_config(tiny_world.root.parent))
+    said = []
+    resolved = resolve_judges(cfg, "tiny-world", said.append)
+    assert resolved.llm.model == str(tiny_world.root / "judge")
+    assert any(m.startswith("world judge") and "cache hit" in m for m in said), said
