@@ -89,3 +89,33 @@ def test_the_collect_callback_counts_down():
     seen = []
     run(lambda k, a: Handle(value=k), on_collect=seen.append)
     assert seen == [2, 1, 0]
+
+
+class _Doubler:
+    """A role for the group test: doubles a column of its row slice."""
+
+    def __init__(self, worker_index: int = 0):
+        self.worker_index = worker_index
+
+    def double(self, table, seed=None):
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        return pa.table({"x": pc.multiply(table.column("x"), 2)})
+
+
+def test_an_actor_group_resends_a_slice_to_the_next_actor_when_one_died_for_good(ray_cluster):
+    """Two actors without restarts; one is killed; every slice still comes back once, in row order."""
+    import pyarrow as pa
+    import ray
+
+    from actors.group import ActorGroup
+    from ouro_ray.config.roles import RoleResources
+
+    resources = RoleResources(num_workers=2, num_cpus=0.1, max_restarts=0, max_task_retries=0, batch_size=2,
+                              call_timeout_s=60.0)
+    with ActorGroup("doubler", _Doubler, resources, prefix="t-fanout", namespace="ouro-test") as group:
+        table = pa.table({"x": list(range(7))})
+        assert group.map_rows("double", table).column("x").to_pylist() == [0, 2, 4, 6, 8, 10, 12]
+        ray.kill(group.actors[1], no_restart=True)
+        assert group.map_rows("double", table).column("x").to_pylist() == [0, 2, 4, 6, 8, 10, 12]
