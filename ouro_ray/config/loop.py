@@ -76,6 +76,21 @@ class ScoringConfig:
 
 
 @dataclass(frozen=True)
+class HumanConfig:
+    """The people in the loop: what a label costs, the budget a round has, and a simulated human for runs
+    without people (the tiny world's ground truth, with a person's noise: :mod:`ouro_ray.judges.human`)."""
+
+    simulated: bool = param(False, "a simulated human labels each round's review queue (disagreements first, then "
+                                   "spot checks) within budget_minutes; needs the tiny world (its ground truth)")
+    seconds_per_score: float = param(45.0, "time a person spends scoring one candidate on the rubric", gt=0.0)
+    seconds_per_pair: float = param(20.0, "time a person spends choosing the better of two candidates", gt=0.0)
+    budget_minutes: float = param(5.0, "human minutes per round; labels beyond it are not asked for (counted)",
+                                  ge=0.0)
+    noise: float = param(0.5, "the simulated human's noise: sd of a rubric digit (1-5 scale) and the temperature of "
+                              "its pairwise choice on that scale (0: never wrong)", ge=0.0)
+
+
+@dataclass(frozen=True)
 class ReplayConfig:
     """Stage 7: low-scoring prompts, grouped by the failure that sank them, re-enter the next round."""
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from ouro_ray.config.fields import param
 from ouro_ray.config.judges import JudgesConfig
 from ouro_ray.config.learner import LearnerConfig
-from ouro_ray.config.loop import DataConfig, EvaluationConfig, LoopConfig, ReplayConfig, ScoringConfig
+from ouro_ray.config.loop import DataConfig, EvaluationConfig, HumanConfig, LoopConfig, ReplayConfig, ScoringConfig
 from ouro_ray.config.roles import ReferenceConfig, RewardModelConfig, RolloutConfig
 from ouro_ray.config.stages import DistillConfig, LabyrinthConfig
 from ouro_ray.config.world import WorldConfig
@@ -67,6 +67,7 @@ class OuroConfig:
     loop: LoopConfig = param(factory=LoopConfig, doc="how the rounds run")
     data: DataConfig = param(factory=DataConfig, doc="stage 1: where dialogues (or fixed prompts) come from")
     scoring: ScoringConfig = param(factory=ScoringConfig, doc="stage 5: teachers combined into one reward; review")
+    human: HumanConfig = param(factory=HumanConfig, doc="stage 5's people: label costs, budget, a simulated human")
     replay: ReplayConfig = param(factory=ReplayConfig, doc="stage 7: failed prompts replayed in the next round")
     evaluation: EvaluationConfig = param(factory=EvaluationConfig, doc="held-out prompts measured every round")
 

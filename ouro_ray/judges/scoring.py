@@ -18,14 +18,14 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pyarrow as pa
 
 from ouro_ray.config.loop import DIMENSION_GROUPS, LAMBDA_GROUPS, ScoringConfig
 from ouro_ray.data.schemas import SHARDS
-from ouro_ray.judges.items import judge_items
+from ouro_ray.judges.items import items_from_table, judge_items, scores_table
 from ouro_ray.seeding import derive_seed
 
 REWARDS_SCHEMA = SHARDS["rewards"].schema
@@ -151,6 +151,20 @@ def score_candidates(candidates: pa.Table, prompts: pa.Table, judges: Any, scori
     if humans is not None:
         scores = pa.concat_tables([scores, humans.cast(scores.schema)])
     return Scored(items, scores, combine(scores, scoring), output)
+
+
+def label_review(scored: Scored, queue: Sequence[dict], person: Any, scoring: ScoringConfig) -> tuple[Scored, int]:
+    """A person (:class:`~ouro_ray.judges.human.SimulatedHuman`, or anything with ``score``) scores the
+    queued candidates in queue order (disagreements first) as far as its budget goes; its rows join the
+    round's scores and decide those candidates' rewards, as a ``data.scores`` row would. Returns the
+    new :class:`Scored` and how many candidates the person scored."""
+    by_key = {item.key: item for item in items_from_table(scored.items)}
+    wanted = [by_key[(q["prompt_id"], q["candidate_id"])] for q in queue]
+    labels = person.score(wanted) if wanted else []
+    if not labels:
+        return scored, 0
+    scores = pa.concat_tables([scored.scores, scores_table(labels).cast(scored.scores.schema)])
+    return Scored(scored.items, scores, combine(scores, scoring), scored.output), len(labels)
 
 
 def review_queue(rewards: pa.Table, scores: pa.Table, items: pa.Table, cfg: ScoringConfig, seed: int,

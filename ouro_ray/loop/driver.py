@@ -34,7 +34,8 @@ from ouro_ray.config import OuroConfig
 from ouro_ray.data import read_shard
 from ouro_ray.eval import pack
 from ouro_ray.eval.grade import make_grader
-from ouro_ray.judges.scoring import review_queue, score_candidates
+from ouro_ray.judges.human import SimulatedHuman
+from ouro_ray.judges.scoring import Scored, label_review, review_queue, score_candidates
 from ouro_ray.loop import replay as replay_stage
 from ouro_ray.loop.evaluate import round_metrics, token_kl
 from ouro_ray.loop.pipeline import Ahead, StageClock
@@ -82,6 +83,7 @@ class Loop:
         self.summaries_override = (read_shard(cfg.distill.summaries_override, "summaries").table
                                    if cfg.distill.summaries_override else None)
         self.grader = make_grader(cfg.evaluation.teachers)  # held-out answers only: never scores training ones
+        self.person = SimulatedHuman(cfg.human, derive_seed(cfg.seed, "human")) if cfg.human.simulated else None
 
     @property
     def lane(self) -> str:
@@ -176,8 +178,10 @@ class Loop:
     def score(self, candidates: pa.Table, prompts: pa.Table, r: int) -> tuple[pa.Table, dict]:
         self.stage("score", r)
         scored = score_candidates(candidates, prompts, self.roles.judges, self.cfg.scoring, self.human)
+        queue = review_queue(scored.rewards, scored.scores, scored.items, self.cfg.scoring, self.cfg.seed, r)
+        people = self.ask_people(scored, queue, r)
+        scored = people.pop("scored")
         items, scores, rewards, out = scored.items, scored.scores, scored.rewards, scored.output
-        queue = review_queue(rewards, scores, items, self.cfg.scoring, self.cfg.seed, r)
         self.run.write(r, "scores", scores, "scores")
         self.run.write_table(r, "rewards", rewards)
         if out.pairs.num_rows:
@@ -186,9 +190,22 @@ class Loop:
         sources = rewards.column("source").to_pylist()
         stats = {"review_disagreements": sum(q["reason"] == "disagreement" for q in queue),
                  "review_spot_checks": sum(q["reason"] == "spot check" for q in queue),
-                 "human_scored": sources.count("human"), **out.stats,
+                 "human_scored": sources.count("human"), **people, **out.stats,
                  "constitution_pairs": out.pairs.num_rows}
         return rewards, {"stats": stats, "items": items, "pairs": out.pairs}
+
+    def ask_people(self, scored: Scored, queue: list[dict], r: int) -> dict:
+        """The simulated human (``human.simulated``) labels round r's review queue within the round's budget;
+        returns ``scored`` with its rows joined and what it cost (``human_*`` in the round's metrics)."""
+        if self.person is None:
+            return {"scored": scored}
+        ledger = self.person.ledger
+        before = dataclasses.replace(ledger)
+        self.person.open_round(r)
+        scored, labelled = label_review(scored, queue, self.person, self.cfg.scoring)
+        return {"scored": scored, "human_labels": labelled, "human_minutes": round((ledger.seconds - before.seconds) / 60, 4),
+                "human_unplaced": ledger.unplaced - before.unplaced,
+                "review_unlabelled": len(queue) - labelled}
 
     # 6 -----------------------------------------------------------------------------------------
     def update(self, experience: Experience, r: int) -> dict:

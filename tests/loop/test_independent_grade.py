@@ -5,54 +5,21 @@ the scores, rewards, review queue or replay that training reads."""
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from _standins import HELD_OUT, standin_loop
 
-from ouro_ray.config import load_config, to_dict
-from ouro_ray.data import to_table
 from ouro_ray.eval.heldout import builtin_heldout
 from ouro_ray.judges import scoring
 from ouro_ray.loop.driver import Loop
-from ouro_ray.loop.rundir import RunDir
-from ouro_ray.world import oracle
 
 TEACHERS = {"safety", "persona", "facts"}
-HELD_OUT = 12
-
-
-class Rollout:
-    """Deterministic candidates: the catalog's own answer to every other one, a hedge otherwise."""
-
-    def generate(self, prompts: pa.Table, seed: int, sampling=None) -> pa.Table:
-        n = sampling.n if sampling is not None else 2
-        rows = []
-        for i, (pid, prompt) in enumerate(zip(prompts.column("prompt_id").to_pylist(),
-                                              prompts.column("prompt").to_pylist())):
-            entry, _ = oracle.place(prompt)
-            for k in range(n):
-                text = entry.canonical if entry is not None and (i + k) % 2 == 0 else "Maybe, who knows."
-                rows.append({"prompt_id": pid, "candidate_id": f"c{k}", "text": text, "prompt_token_ids": [1, 2],
-                             "token_ids": [3, 4], "logprobs": [-0.5, -0.5], "policy_version": 0})
-        return to_table(rows, "candidates")
-
-
-class Reference:
-    def logprobs(self, candidates: pa.Table) -> pa.Table:
-        return candidates.select(["prompt_id", "candidate_id", "logprobs"]).rename_columns(
-            ["prompt_id", "candidate_id", "ref_logprobs"])
 
 
 def _loop(tmp_path, teachers: str) -> Loop:
-    from actors.judge_worker import JudgeWorker
-
-    cfg = load_config(None, ["judges.llm.enabled=false", "evaluation.n=2", "evaluation.bootstrap=100",
-                             "scoring.spot_checks=3", f"evaluation.teachers=[{teachers}]"])
-    run = RunDir(tmp_path / teachers).create(to_dict(cfg))
-    roles = SimpleNamespace(rollout=Rollout(), reference=Reference(), judges=JudgeWorker(cfg.judges), learner=None)
-    return Loop(cfg, run, roles, "unused", builtin_heldout(0, HELD_OUT), source=None)
+    return standin_loop(tmp_path / teachers, [f"evaluation.teachers=[{teachers}]"])
 
 
 def _round(loop: Loop) -> tuple[pa.Table, list[dict]]:
