@@ -46,5 +46,6 @@ def standin_loop(run_path, overrides: list[str]) -> Loop:
     cfg = load_config(None, ["judges.llm.enabled=false", "evaluation.n=2", "evaluation.bootstrap=100",
                              "scoring.spot_checks=3", *overrides])
     run = RunDir(run_path).create(to_dict(cfg))
-    roles = SimpleNamespace(rollout=Rollout(), reference=Reference(), judges=JudgeWorker(cfg.judges), learner=None)
+    roles = SimpleNamespace(rollout=Rollout(), reference=Reference(), judges=JudgeWorker(cfg.judges), learner=None,
+                            reward_model=None)
     return Loop(cfg, run, roles, "unused", builtin_heldout(0, HELD_OUT), source=None)

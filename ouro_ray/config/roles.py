@@ -94,3 +94,18 @@ class RewardModelConfig:
     dtype: Literal["float32", "bfloat16", "float16"] = param("float32", "weights' dtype on the reward workers")
     follow_policy: bool = param(False, "also load the policy weights the learner publishes (shared-trunk reward model)")
     workers: RoleResources = param(factory=lambda: RoleResources(num_cpus=0.5), doc="reward-model actors")
+    refit_every: int = param(0, "ouro run: every this many rounds, refit the reward model on the pair buffer (stage 7) "
+                                "and score candidates with it as one more teacher from then on (0: no reward model "
+                                "in the loop)", ge=0)
+    buffer: int = param(2048, "most preference pairs the buffer keeps (ranked candidates, constitution and human "
+                              "pairs; the oldest leave first, counted)", ge=1)
+    learner_workers: int = param(0, "Ray Train workers of the refit (0: in the driver); its optimiser and strategy "
+                                    "are the learner section's", ge=0)
+    scale: float = param(1.0, "the raw reward that maps to tanh(1) ≈ 0.76: the teacher reports tanh(raw / scale)",
+                         gt=0.0)
+
+    def checks(self) -> list[tuple[str, str]]:
+        if self.refit_every and self.follow_policy:
+            return [("reward_model.follow_policy", "reward_model.follow_policy = true loads the policy's trunk into the "
+                     "reward model, and reward_model.refit_every trains its own; fix: set one of them off")]
+        return []

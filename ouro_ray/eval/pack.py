@@ -50,10 +50,11 @@ class Answers:
 
 
 def score_answers(name: str, candidates: pa.Table, prompts: pa.Table, judges: Any, scoring: Any,
-                  human: pa.Table | None = None, grader: Any = None) -> Answers:
+                  human: pa.Table | None = None, grader: Any = None, teachers: Sequence[Any] = ()) -> Answers:
     """The training teachers' verdicts on ``candidates`` combined with the loop's λ (the one scoring
-    path), and apart from them the ``grader``'s independent grade (None: no grade)."""
-    scored = score_candidates(candidates, prompts, judges, scoring, human)
+    path; ``teachers``: the driver's own besides the judge group), and apart from them the ``grader``'s
+    independent grade (None: no grade)."""
+    scored = score_candidates(candidates, prompts, judges, scoring, human, teachers)
     grades = grader.grade(scored.items) if grader is not None else None
     return Answers(name, candidates, scored.items, scored.scores, scored.rewards, grades,
                    grader.name if grader is not None else None)

@@ -138,15 +138,20 @@ class Scored:
 
 
 def score_candidates(candidates: pa.Table, prompts: pa.Table, judges: Any, scoring: ScoringConfig,
-                     human: pa.Table | None = None) -> Scored:
+                     human: pa.Table | None = None, teachers: Sequence[Any] = ()) -> Scored:
     """The one scoring path (``ouro run``'s stage 5 and held-out measurement, ``ouro score``, ``ouro eval``):
-    judge items → every teacher (``judges.score``) → human rows joined → λ-combination.
+    judge items → every teacher (``judges.score``, then ``teachers``: the driver's own, such as the loop's
+    refitted reward model) → human rows joined → λ-combination.
 
     Raises KeyError naming a candidate whose prompt is missing from ``prompts``.
     """
     items = judge_items(candidates, prompts)
     output = judges.score(items)
     scores = output.scores
+    if teachers:
+        judged = items_from_table(items)
+        extra = [scores_table(t.score(judged)).cast(scores.schema) for t in teachers]
+        scores = pa.concat_tables([scores, *extra])
     humans = human_rows(human, candidates)
     if humans is not None:
         scores = pa.concat_tables([scores, humans.cast(scores.schema)])

@@ -39,6 +39,7 @@ from ouro_ray.judges.scoring import Scored, label_review, review_queue, score_ca
 from ouro_ray.loop import replay as replay_stage
 from ouro_ray.loop.evaluate import round_metrics, token_kl
 from ouro_ray.loop.pipeline import Ahead, StageClock
+from ouro_ray.loop.reward_model import PAIRS, round_pairs
 from ouro_ray.loop.roles import Roles
 from ouro_ray.loop.rundir import RunDir
 from ouro_ray.seeding import derive_seed
@@ -64,7 +65,8 @@ class Experience:
     scored: dict
     stats: dict
     state: dict
-    """``pool`` and ``chat_seen`` after this round (what state.json records once the round finishes)."""
+    """``pool``, ``chat_seen`` (and the reward model's version) after this round (what state.json records once the round
+    finishes)."""
 
 
 class Loop:
@@ -108,11 +110,15 @@ class Loop:
         candidates = self.regenerate(prompts, r)
         rewards, scored = self.score(candidates, prompts, r)
         failing = self.replay(prompts, rewards, r)
+        refit = self.refit_reward_model(candidates, prompts, rewards, scored, r)
         self.clock.stop()
         stats = {"train_reward_mean": float(np.mean(rewards.column("reward").to_numpy())),
                  "train_prompts": prompts.num_rows, "train_candidates": candidates.num_rows,
-                 **scored["stats"], "replayed": replayed, "failing_prompts": failing, "pool": len(self.state["pool"])}
+                 **scored["stats"], "replayed": replayed, "failing_prompts": failing, "pool": len(self.state["pool"]),
+                 **refit}
         state = {"pool": copy.deepcopy(self.state["pool"]), "chat_seen": list(self.state["chat_seen"])}
+        if self.roles.reward_model is not None:  # async mode refits ahead: state.json records this round's
+            state["reward_model_version"] = self.roles.reward_model.version
         return Experience(r, prompts, candidates, rewards, scored, stats, state)
 
     def round(self, r: int, experience: Experience | None = None) -> dict:
@@ -177,7 +183,7 @@ class Loop:
     # 5 -----------------------------------------------------------------------------------------
     def score(self, candidates: pa.Table, prompts: pa.Table, r: int) -> tuple[pa.Table, dict]:
         self.stage("score", r)
-        scored = score_candidates(candidates, prompts, self.roles.judges, self.cfg.scoring, self.human)
+        scored = score_candidates(candidates, prompts, self.roles.judges, self.cfg.scoring, self.human, self.teachers())
         queue = review_queue(scored.rewards, scored.scores, scored.items, self.cfg.scoring, self.cfg.seed, r)
         people = self.ask_people(scored, queue, r)
         scored = people.pop("scored")
@@ -247,6 +253,27 @@ class Loop:
             "pool_clusters": replay_stage.clusters(self.state["pool"])})
         return len(failing)
 
+    def refit_reward_model(self, candidates: pa.Table, prompts: pa.Table, rewards: pa.Table, scored: dict,
+                           r: int) -> dict:
+        """Stage 7's reward model (``reward_model.refit_every``): round r's pairs join the buffer, and every
+        k-th round the reward model is refitted on it (:mod:`ouro_ray.loop.reward_model`)."""
+        rm = self.roles.reward_model
+        if rm is None:
+            return {}
+        pairs = round_pairs(candidates, prompts, rewards, self.cfg.scoring.pair_margin, scored["pairs"])
+        self.run.write(r, PAIRS, pairs, "pairs")
+        stats = {"rm_pairs_new": pairs.num_rows}
+        if rm.due(r):
+            buffer, dropped = rm.buffer(self.run, r)
+            stats |= {"rm_buffer": buffer.num_rows, "rm_buffer_dropped": dropped, **rm.refit(buffer, r)}
+        return stats
+
+    def teachers(self) -> list:
+        """The driver's own teachers beside the judge group: the refitted reward model once it exists."""
+        rm = self.roles.reward_model
+        teacher = rm.teacher if rm is not None else None
+        return [teacher] if teacher is not None else []
+
     # ---------------------------------------------------------------- evaluation and the run
     def evaluate(self, r: int) -> dict:
         """Held-out prompts, ``evaluation.n`` candidates each, the same sampling seed every round; the
@@ -258,7 +285,7 @@ class Loop:
         candidates = self.roles.rollout.generate(self.held_out, seed=derive_seed(self.cfg.seed, "evaluate"),
                                                  sampling=sampling)
         answers = pack.score_answers(f"round {r}", candidates, self.held_out, self.roles.judges, self.cfg.scoring,
-                                     self.human, self.grader)
+                                     self.human, self.grader, self.teachers())
         initial = self.initial_answers() if r > 0 else None
         kl = token_kl(candidates, self.roles.reference.logprobs(candidates))
         lengths = pc.list_value_length(candidates.column("token_ids")).to_numpy()
@@ -351,4 +378,6 @@ class Loop:
 
             plot_grade_gap(history, self.run.path / "grade_gap.png", title=f"ouro run {self.run.path.name}")
         self.state.update(completed_rounds=r + 1, policy_version=int(self.roles.learner.version))
+        if self.roles.reward_model is not None:
+            self.state["reward_model_version"] = self.roles.reward_model.version
         self.run.save_state({**self.state, **(state or {})})

@@ -89,10 +89,13 @@ class Roles:
     store: WeightStore | Any  # Any: a Ray actor handle has the same methods, called with .remote
     store_name: tuple[str, str | None] | None = None
     """(name, namespace) of the weight-store actor; None when it lives in the driver."""
+    reward_model: Any = None
+    """Stage 7's refitted reward model (:class:`~ouro_ray.loop.reward_model.LoopRewardModel`); None when
+    ``reward_model.refit_every`` is 0."""
 
     def close(self) -> None:
         """Stop every group (learner first: it may be mid-checkpoint)."""
-        for group in (self.learner, self.judges, self.rollout, self.reference):
+        for group in (self.learner, self.reward_model, self.judges, self.rollout, self.reference):
             close = getattr(group, "close", None)
             if close is not None:
                 close()
@@ -152,8 +155,9 @@ def await_version(store: WeightStore | Any, version: int, failed: Callable[[], B
 
 
 def build_roles(cfg: OuroConfig, model_dir: str, storage: Path, resume_version: int,
-                progress: Callable[[str], None]) -> Roles:
-    """Every group of the run; the learner resumes from ``storage`` at ``resume_version``."""
+                progress: Callable[[str], None], reward_model_version: int = 0) -> Roles:
+    """Every group of the run; the learner resumes from ``storage`` at ``resume_version`` (the reward
+    model's learner, when there is one, at ``reward_model_version``)."""
     from actors.judge import JudgeGroup
     from actors.learner_group import LearnerGroup
     from actors.reference import ReferenceGroup
@@ -183,6 +187,11 @@ def build_roles(cfg: OuroConfig, model_dir: str, storage: Path, resume_version: 
         progress("starting the judge group")
         started.append(JudgeGroup(cfg.judges, model_dir=model_dir, prefix=prefix, serve_host=cfg.cluster.serve_host,
                                   serve_port=cfg.cluster.serve_port))
+        reward_model = None
+        if cfg.reward_model.refit_every:
+            progress("starting the reward model (group and learner)")
+            reward_model = build_reward_model(cfg, model_dir, storage, reward_model_version)
+            started.append(reward_model)
         if learner.version != resume_version:
             raise RuntimeError(f"the learner resumed at policy version {learner.version}, but the run finished its "
                                f"rounds at version {resume_version}; fix: keep learner.keep_checkpoints >= 2, or "
@@ -201,5 +210,37 @@ def build_roles(cfg: OuroConfig, model_dir: str, storage: Path, resume_version: 
             except Exception as exc:
                 log.warning("closing a role group after a failed start also failed: %s: %s", type(exc).__name__, exc)
         raise
-    rollout, reference, learner, judges = started
-    return Roles(rollout, reference, judges, learner, store, store_name)
+    rollout, reference, learner, judges = started[:4]
+    return Roles(rollout, reference, judges, learner, store, store_name, reward_model)
+
+
+def build_reward_model(cfg: OuroConfig, model_dir: str, storage: Path, resume_version: int) -> Any:
+    """Stage 7's reward model: its group (``ouro/reward/<i>``), its own learner (``algo: rm``, resumed from
+    ``storage/reward_learner`` at ``resume_version``: refits of an unfinished round are dropped) and the
+    weight store between them (``ouro/reward-model/weights``, in the driver when both are)."""
+    import dataclasses
+
+    from actors.learner_group import LearnerGroup
+    from actors.reward import RewardGroup
+    from actors.weights import start_weight_store
+    from ouro_ray.loop.reward_model import LoopRewardModel
+    from ouro_ray.models.load import load_tokenizer
+
+    prefix, ns, rm = cfg.cluster.namespace, cfg.cluster.namespace, cfg.reward_model
+    start = rm.path or model_dir
+    prune_checkpoints(storage / "reward_learner", resume_version)
+    local = rm.workers.num_workers == 0 and rm.learner_workers == 0
+    store = start_weight_store(f"{prefix}/reward-model", ns, local=local)
+    store_name = None if local else (f"{prefix}/reward-model/weights", ns)
+    learner_cfg = dataclasses.replace(cfg.learner, algo="rm", num_workers=rm.learner_workers,
+                                      lora=dataclasses.replace(cfg.learner.lora, enabled=False))
+    learner = LearnerGroup(learner_cfg, start, storage_path=str(storage), seed=cfg.seed, weight_store=store,
+                           name="reward_learner", prefix=f"{prefix}/reward-model")
+    release = [learner.close] + ([lambda: _kill_named(*store_name)] if store_name else [])
+    try:
+        group = RewardGroup(model_dir, rm, seed=cfg.seed, weight_store=store, prefix=prefix, namespace=ns)
+    except BaseException:
+        for close in release:
+            close()
+        raise
+    return LoopRewardModel(rm, learner, group, load_tokenizer(start), release)

@@ -119,7 +119,7 @@ def run(cfg: OuroConfig, run_dir: RunDir, address: str | None = None, console=No
     cfg = dataclasses.replace(cfg, judges=resolve_judges(cfg, model_dir, say))  # config.yaml keeps 'auto'
     if cfg.judges.llm.enabled:
         say(f"LLM judge: {cfg.judges.llm.model}")
-    roles = build_roles(cfg, model_dir, storage, state["policy_version"], say)
+    roles = build_roles(cfg, model_dir, storage, state["policy_version"], say, state.get("reward_model_version", 0))
     try:
         with LoopProgress(console, cfg.rounds, state["completed_rounds"]) as progress:
             loop = Loop(cfg, run_dir, roles, model_dir, heldout, source, _writer(cfg, roles), progress.stage)

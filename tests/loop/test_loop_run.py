@@ -34,6 +34,8 @@ def _overrides(model_dir: str) -> list[str]:
         "evaluation.held_out_dialogs=4", "evaluation.size=8", "evaluation.n=2",
         "replay.threshold=0.5",  # the small model writes noise (content -1): its prompts fail and come back
         "loop.mode=async", "loop.max_staleness=1",
+        # stage 7's reward model: refitted every round in the driver, served by its own actor
+        "reward_model.refit_every=1", "reward_model.workers.num_workers=1", "reward_model.workers.num_cpus=0.25",
     ]
 
 
@@ -98,6 +100,22 @@ def test_the_ai_judge_and_the_constitution_score_every_round(finished_run):
         if m["constitution_pairs"]:
             pairs = pq.read_table(run_dir.path / f"round_{r:03d}" / "constitution_pairs.parquet")
             assert pairs.num_rows == m["constitution_pairs"] and set(pairs.column("source").to_pylist()) == {"constitution"}
+
+
+def test_the_reward_model_is_refitted_every_round_and_teaches_from_the_first_refit(finished_run):
+    from ouro_ray.loop.reward_model import TEACHER
+
+    run_dir, history = finished_run
+    for r in range(ROUNDS):
+        d = run_dir.path / f"round_{r:03d}"
+        pairs = pq.read_table(d / "reward_pairs.parquet")
+        m = history[r + 1]
+        assert m["rm_pairs_new"] == pairs.num_rows and m["rm_version"] == r + 1  # one refit per round
+        teachers = pq.read_table(d / "scores.parquet").column("teacher").to_pylist()
+        # round 0 is scored before the first refit; round 1's experience was made after it (async: ahead, but
+        # only once round 0's experience, refit included, was done)
+        assert (TEACHER in teachers) == (r > 0), r
+    assert json.loads((run_dir.path / "state.json").read_text())["reward_model_version"] == ROUNDS
 
 
 def test_metrics_cover_round_zero_and_every_round_and_the_reward_moved(finished_run):
@@ -185,6 +203,7 @@ def test_an_interrupted_round_is_rerun_on_resume(finished_run, monkeypatch):
         run(cfg, same, console=console)
     state = json.loads((run_dir.path / "state.json").read_text())
     assert state["completed_rounds"] == ROUNDS + 1 and state["policy_version"] == ROUNDS + 1  # round 3 did not count
+    assert state["reward_model_version"] == ROUNDS + 1  # refits of rounds 0-2; round 3's, made ahead, not counted
     from ouro_ray.loop.replay import clusters
     from ouro_ray.loop.roles import checkpoint_version
 
@@ -198,6 +217,8 @@ def test_an_interrupted_round_is_rerun_on_resume(finished_run, monkeypatch):
     history = run(cfg, same, console=console)
     assert [m["round"] for m in history] == list(range(ROUNDS + 3))
     assert history[-1]["policy_version"] == ROUNDS + 2  # one update for round 3, not two
+    # and one reward-model refit for round 3, not two: the unfinished round's refit was dropped on resume
+    assert json.loads((run_dir.path / "state.json").read_text())["reward_model_version"] == ROUNDS + 2
     candidates = pq.read_table(run_dir.path / f"round_{ROUNDS + 1:03d}" / "candidates.parquet")
     assert set(candidates.column("policy_version").to_pylist()) == {ROUNDS + 1}  # resumed: the latest policy
     state = json.loads((run_dir.path / "state.json").read_text())
