@@ -86,6 +86,9 @@ class HumanConfig:
     seconds_per_pair: float = param(20.0, "time a person spends choosing the better of two candidates", gt=0.0)
     budget_minutes: float = param(5.0, "human minutes per round; labels beyond it are not asked for (counted)",
                                   ge=0.0)
+    pairs_per_round: int = param(0, "the simulated human also chooses between two candidates of this many prompts "
+                                    "per round, before the review queue; the pairs train the reward model "
+                                    "(reward_model.refit_every), the RLHF arm's labels", ge=0)
     noise: float = param(0.5, "the simulated human's noise: sd of a rubric digit (1-5 scale) and the temperature of "
                               "its pairwise choice on that scale (0: never wrong)", ge=0.0)
 

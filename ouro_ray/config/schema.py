@@ -73,6 +73,10 @@ class OuroConfig:
 
     def checks(self) -> list[tuple[str, str]]:
         """Rules that span sections."""
+        if self.human.pairs_per_round and not (self.human.simulated and self.reward_model.refit_every):
+            return [("human.pairs_per_round", f"human.pairs_per_round = {self.human.pairs_per_round} asks the simulated "
+                     "human for pairs that only the loop's reward model reads; fix: set human.simulated=true and "
+                     "reward_model.refit_every=1 (or higher), or human.pairs_per_round=0")]
         if "rules" in self.evaluation.teachers and self.judges.rules:
             return [("evaluation.teachers", f"evaluation.teachers = [rules] grades held-out answers with the rule "
                      f"checkers, and judges.rules = {list(self.judges.rules)} already trains on them, so the grade "

@@ -141,3 +141,30 @@ class SimulatedHuman:
                 p_first = 1.0 / (1.0 + math.exp(-gap / self.cfg.noise))
             out.append(1.0 if self.rng.random() < p_first else 0.0)
         return out
+
+
+def ask_pairs(person: SimulatedHuman, candidates, prompts, n: int, seed: int):
+    """The person's choice between two different candidates (the first two of their prompt) of ``n`` prompts,
+    drawn with ``seed``, as a ``pairs`` table (source ``human``); a pair it could not label (over budget,
+    unplaceable) is left out and counted in its ledger."""
+    import pyarrow as pa
+
+    from ouro_ray.data.schemas import SHARDS
+
+    prompt_of = dict(zip(prompts.column("prompt_id").to_pylist(), prompts.column("prompt").to_pylist()))
+    by_prompt: dict[str, list[str]] = {}
+    for pid, text in zip(candidates.column("prompt_id").to_pylist(), candidates.column("text").to_pylist()):
+        texts = by_prompt.setdefault(pid, [])
+        if text not in texts:
+            texts.append(text)
+    eligible = sorted(pid for pid, texts in by_prompt.items() if len(texts) >= 2)
+    chosen = random.Random(seed).sample(eligible, min(n, len(eligible)))
+    first = [JudgeItem(pid, "a", prompt_of[pid], by_prompt[pid][0]) for pid in chosen]
+    second = [JudgeItem(pid, "b", prompt_of[pid], by_prompt[pid][1]) for pid in chosen]
+    rows = []
+    for a, b, pick in zip(first, second, person.prefer(first, second)):
+        if pick is not None:
+            win, lose = (a, b) if pick > 0.5 else (b, a)
+            rows.append({"prompt_id": a.prompt_id, "prompt": a.prompt, "chosen": win.candidate,
+                         "rejected": lose.candidate, "source": "human"})
+    return pa.Table.from_pylist(rows, schema=SHARDS["pairs"].schema)

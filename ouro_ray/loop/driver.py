@@ -35,7 +35,7 @@ from ouro_ray.data import read_shard
 from ouro_ray.eval import pack
 from ouro_ray.eval.grade import make_grader
 from ouro_ray.judges.human import SimulatedHuman
-from ouro_ray.judges.scoring import Scored, label_review, review_queue, score_candidates
+from ouro_ray.judges.scoring import label_review, review_queue, score_candidates
 from ouro_ray.loop import replay as replay_stage
 from ouro_ray.loop.evaluate import round_metrics, token_kl
 from ouro_ray.loop.pipeline import Ahead, StageClock
@@ -110,12 +110,10 @@ class Loop:
         candidates = self.regenerate(prompts, r)
         rewards, scored = self.score(candidates, prompts, r)
         failing = self.replay(prompts, rewards, r)
-        refit = self.refit_reward_model(candidates, prompts, rewards, scored, r)
         self.clock.stop()
         stats = {"train_reward_mean": float(np.mean(rewards.column("reward").to_numpy())),
                  "train_prompts": prompts.num_rows, "train_candidates": candidates.num_rows,
-                 **scored["stats"], "replayed": replayed, "failing_prompts": failing, "pool": len(self.state["pool"]),
-                 **refit}
+                 **scored["stats"], "replayed": replayed, "failing_prompts": failing, "pool": len(self.state["pool"])}
         state = {"pool": copy.deepcopy(self.state["pool"]), "chat_seen": list(self.state["chat_seen"])}
         if self.roles.reward_model is not None:  # async mode refits ahead: state.json records this round's
             state["reward_model_version"] = self.roles.reward_model.version
@@ -182,36 +180,51 @@ class Loop:
 
     # 5 -----------------------------------------------------------------------------------------
     def score(self, candidates: pa.Table, prompts: pa.Table, r: int) -> tuple[pa.Table, dict]:
+        """Stage 5: the person's pairwise choices and the reward model's refit first (they teach this round
+        already), then every teacher, the review queue and the person's labels on it."""
         self.stage("score", r)
+        people: dict = {}
+        if self.person is not None:
+            self.person.open_round(r)
+            people = {"ledger": dataclasses.replace(self.person.ledger)}
+        compared = self.compare_pairs(candidates, prompts, r)
+        refit = self.refit_reward_model(compared, r)
         scored = score_candidates(candidates, prompts, self.roles.judges, self.cfg.scoring, self.human, self.teachers())
         queue = review_queue(scored.rewards, scored.scores, scored.items, self.cfg.scoring, self.cfg.seed, r)
-        people = self.ask_people(scored, queue, r)
-        scored = people.pop("scored")
+        scored, labelled = (label_review(scored, queue, self.person, self.cfg.scoring) if self.person is not None
+                            else (scored, 0))
         items, scores, rewards, out = scored.items, scored.scores, scored.rewards, scored.output
         self.run.write(r, "scores", scores, "scores")
         self.run.write_table(r, "rewards", rewards)
         if out.pairs.num_rows:
             self.run.write(r, "constitution_pairs", out.pairs, "pairs")
         self.run.append_jsonl("review.jsonl", queue)
+        kept = self.keep_pairs(candidates, prompts, rewards, out.pairs, compared, r)
         sources = rewards.column("source").to_pylist()
         stats = {"review_disagreements": sum(q["reason"] == "disagreement" for q in queue),
                  "review_spot_checks": sum(q["reason"] == "spot check" for q in queue),
-                 "human_scored": sources.count("human"), **people, **out.stats,
-                 "constitution_pairs": out.pairs.num_rows}
+                 "human_scored": sources.count("human"), **out.stats,
+                 "constitution_pairs": out.pairs.num_rows, **refit, **kept}
+        if self.person is not None:
+            stats |= self.person_costs(people["ledger"], labelled, len(queue), compared)
         return rewards, {"stats": stats, "items": items, "pairs": out.pairs}
 
-    def ask_people(self, scored: Scored, queue: list[dict], r: int) -> dict:
-        """The simulated human (``human.simulated``) labels round r's review queue within the round's budget;
-        returns ``scored`` with its rows joined and what it cost (``human_*`` in the round's metrics)."""
-        if self.person is None:
-            return {"scored": scored}
+    def compare_pairs(self, candidates: pa.Table, prompts: pa.Table, r: int) -> pa.Table | None:
+        """The person's choices between two candidates of ``human.pairs_per_round`` prompts (a seeded draw),
+        as ``pairs`` (source ``human``), for the reward model; None without a person or pairs to ask for."""
+        if self.person is None or not self.cfg.human.pairs_per_round:
+            return None
+        from ouro_ray.judges.human import ask_pairs
+
+        return ask_pairs(self.person, candidates, prompts, self.cfg.human.pairs_per_round,
+                         derive_seed(self.cfg.seed, "human-pairs", r))
+
+    def person_costs(self, before, labelled: int, queued: int, compared: pa.Table | None) -> dict:
+        """What the person did in this round and what it cost (``human_*`` in the round's metrics)."""
         ledger = self.person.ledger
-        before = dataclasses.replace(ledger)
-        self.person.open_round(r)
-        scored, labelled = label_review(scored, queue, self.person, self.cfg.scoring)
-        return {"scored": scored, "human_labels": labelled, "human_minutes": round((ledger.seconds - before.seconds) / 60, 4),
-                "human_unplaced": ledger.unplaced - before.unplaced,
-                "review_unlabelled": len(queue) - labelled}
+        return {"human_labels": labelled, "human_pairs": 0 if compared is None else compared.num_rows,
+                "human_minutes": round((ledger.seconds - before.seconds) / 60, 4),
+                "human_unplaced": ledger.unplaced - before.unplaced, "review_unlabelled": queued - labelled}
 
     # 6 -----------------------------------------------------------------------------------------
     def update(self, experience: Experience, r: int) -> dict:
@@ -253,20 +266,24 @@ class Loop:
             "pool_clusters": replay_stage.clusters(self.state["pool"])})
         return len(failing)
 
-    def refit_reward_model(self, candidates: pa.Table, prompts: pa.Table, rewards: pa.Table, scored: dict,
-                           r: int) -> dict:
-        """Stage 7's reward model (``reward_model.refit_every``): round r's pairs join the buffer, and every
-        k-th round the reward model is refitted on it (:mod:`ouro_ray.loop.reward_model`)."""
+    def refit_reward_model(self, compared: pa.Table | None, r: int) -> dict:
+        """Stage 7's reward model, refitted at the start of round r's scoring when due (every
+        ``reward_model.refit_every`` rounds) on the buffer: earlier rounds' pairs and this round's human
+        choices (:mod:`ouro_ray.loop.reward_model`)."""
         rm = self.roles.reward_model
-        if rm is None:
+        if rm is None or not rm.due(r):
             return {}
-        pairs = round_pairs(candidates, prompts, rewards, self.cfg.scoring.pair_margin, scored["pairs"])
+        buffer, dropped = rm.buffer(self.run, r - 1, compared)
+        return {"rm_buffer": buffer.num_rows, "rm_buffer_dropped": dropped, **rm.refit(buffer, r)}
+
+    def keep_pairs(self, candidates: pa.Table, prompts: pa.Table, rewards: pa.Table, constitution: pa.Table,
+                   compared: pa.Table | None, r: int) -> dict:
+        """Round r's pairs for later refits: ranked, the constitution's, the person's."""
+        if self.roles.reward_model is None:
+            return {}
+        pairs = round_pairs(candidates, prompts, rewards, self.cfg.scoring.pair_margin, constitution, compared)
         self.run.write(r, PAIRS, pairs, "pairs")
-        stats = {"rm_pairs_new": pairs.num_rows}
-        if rm.due(r):
-            buffer, dropped = rm.buffer(self.run, r)
-            stats |= {"rm_buffer": buffer.num_rows, "rm_buffer_dropped": dropped, **rm.refit(buffer, r)}
-        return stats
+        return {"rm_pairs_new": pairs.num_rows}
 
     def teachers(self) -> list:
         """The driver's own teachers beside the judge group: the refitted reward model once it exists."""

@@ -5,8 +5,9 @@ Every round's entry in ``metrics.json`` holds the pack's pointwise metrics (``re
 ``fact_agreement``; definitions in :mod:`ouro_ray.eval.metrics` and :mod:`ouro_ray.eval.pack`), each
 with ``<metric>_ci`` (95 % bootstrap interval over prompts) and ``<metric>_n``. Beside the training
 teachers' figures, the independent grade (``evaluation.teachers``, :mod:`ouro_ray.eval.grade`):
-``grade_mean``, ``grade_pass``, ``grade_safety``, ``grade_facts``, ``fact_f1``, ``grade_voice`` and
-``reward_gap`` (reward − grade per graded answer) with intervals, the counts ``grade_n`` and
+``grade_mean``, ``grade_pass``, ``grade_safety``, ``grade_facts``, ``fact_f1``, ``grade_voice``,
+``grade_over_refusal``, ``reward_gap`` (reward − grade per graded answer) and ``reward_hacks`` (per 100
+graded answers, rated high by the teachers and failed by the grade) with intervals, the counts ``grade_n`` and
 ``grade_unknown``, and ``grade_judge`` (``none`` when no grade is configured). From round 1 on also
 ``win_rate`` against the round-0 policy on the same prompts and seed (``evaluation.pairwise`` decides
 who judges, ``win_rate_judge`` says who did), with ``win_rate_ci`` and ``position_consistency``. The

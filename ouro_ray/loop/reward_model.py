@@ -82,18 +82,23 @@ class LoopRewardModel:
 
         return RewardModelJudge(self.group, scale=self.cfg.scale, name=TEACHER)
 
-    def buffer(self, run: RunDir, through: int) -> tuple[pa.Table, int]:
-        """The newest ``buffer`` pairs of rounds 0..``through`` and how many older ones were left out."""
+    def buffer(self, run: RunDir, through: int, current: pa.Table | None = None) -> tuple[pa.Table, int]:
+        """The newest ``buffer`` pairs of rounds 0..``through`` then ``current`` (this round's human pairs),
+        and how many older ones were left out."""
         from ouro_ray.data import read_shard
 
         parts = [read_shard(path, "pairs").table for r in range(through + 1)
                  if (path := run.round_dir(r) / f"{PAIRS}.parquet").is_file()]
-        pairs = pa.concat_tables(parts) if parts else SHARDS["pairs"].schema.empty_table()
+        schema = SHARDS["pairs"].schema
+        parts = [t.cast(schema) for t in parts + ([current] if current is not None else [])]
+        pairs = pa.concat_tables(parts) if parts else schema.empty_table()
         dropped = max(0, pairs.num_rows - self.cfg.buffer)
         return pairs.slice(dropped), dropped
 
     def due(self, r: int) -> bool:
-        return (r + 1) % self.cfg.refit_every == 0
+        """Whether round r starts with a refit: every ``refit_every``-th round (round 0 too: its pairs are
+        the person's only, so it refits only where a person compared candidates)."""
+        return r % self.cfg.refit_every == 0
 
     def refit(self, pairs: pa.Table, r: int) -> dict[str, float]:
         """One Bradley-Terry update on ``pairs``; the group loads the new weights before it scores again."""
