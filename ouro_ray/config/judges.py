@@ -105,8 +105,10 @@ class JudgesConfig:
         if self.constitution.enabled and not self.llm.enabled:
             problems.append(("judges.constitution.enabled", "the constitution needs judges.llm.enabled = true (the LLM "
                              "writes the critiques and ranks the revisions); fix: enable the LLM judge"))
-        if not (self.rules or self.llm.enabled or self.http.base_url or self.constitution.enabled
-                or self.reward_model.path):
-            problems.append(("judges.rules", "no judge is configured; fix: list rules, enable judges.llm, set "
-                             "judges.http.base_url or judges.reward_model.path"))
         return problems
+
+    @property
+    def configured(self) -> bool:
+        """Whether any teacher of this section is on (rules, LLM, HTTP, constitution, a trained reward model)."""
+        return bool(self.rules or self.llm.enabled or self.http.base_url or self.constitution.enabled
+                    or self.reward_model.path)

@@ -99,6 +99,9 @@ class RewardModelConfig:
                                 "in the loop)", ge=0)
     buffer: int = param(2048, "most preference pairs the buffer keeps (ranked candidates, constitution and human "
                               "pairs; the oldest leave first, counted)", ge=1)
+    pair_sources: tuple[Literal["ranked", "constitution", "human"], ...] = param(
+        ("ranked", "constitution", "human"), "which pairs the buffer keeps: ranked (each prompt's best over worst "
+        "candidate by the round's reward), the constitution's, a person's (RLHF: human only)")
     learner_workers: int = param(0, "Ray Train workers of the refit (0: in the driver); its optimiser and strategy "
                                     "are the learner section's", ge=0)
     scale: float = param(1.0, "the raw reward that maps to tanh(1) ≈ 0.76: the teacher reports tanh(raw / scale)",

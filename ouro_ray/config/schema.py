@@ -77,6 +77,10 @@ class OuroConfig:
             return [("human.pairs_per_round", f"human.pairs_per_round = {self.human.pairs_per_round} asks the simulated "
                      "human for pairs that only the loop's reward model reads; fix: set human.simulated=true and "
                      "reward_model.refit_every=1 (or higher), or human.pairs_per_round=0")]
+        if not self.judges.configured and not (self.reward_model.refit_every and self.human.pairs_per_round):
+            return [("judges.rules", "no judge is configured; fix: list rules, enable judges.llm, set "
+                     "judges.http.base_url or judges.reward_model.path (or, RLHF: reward_model.refit_every=1 with "
+                     "human.simulated=true and human.pairs_per_round > 0, a reward model trained on a person's pairs)")]
         if "rules" in self.evaluation.teachers and self.judges.rules:
             return [("evaluation.teachers", f"evaluation.teachers = [rules] grades held-out answers with the rule "
                      f"checkers, and judges.rules = {list(self.judges.rules)} already trains on them, so the grade "

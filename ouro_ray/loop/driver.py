@@ -39,7 +39,7 @@ from ouro_ray.judges.scoring import label_review, review_queue, score_candidates
 from ouro_ray.loop import replay as replay_stage
 from ouro_ray.loop.evaluate import round_metrics, token_kl
 from ouro_ray.loop.pipeline import Ahead, StageClock
-from ouro_ray.loop.reward_model import PAIRS, round_pairs
+from ouro_ray.loop.reward_model import PAIRS, of_sources, round_pairs
 from ouro_ray.loop.roles import Roles
 from ouro_ray.loop.rundir import RunDir
 from ouro_ray.seeding import derive_seed
@@ -273,7 +273,8 @@ class Loop:
         rm = self.roles.reward_model
         if rm is None or not rm.due(r):
             return {}
-        buffer, dropped = rm.buffer(self.run, r - 1, compared)
+        current = None if compared is None else of_sources(compared, self.cfg.reward_model.pair_sources)
+        buffer, dropped = rm.buffer(self.run, r - 1, current)
         return {"rm_buffer": buffer.num_rows, "rm_buffer_dropped": dropped, **rm.refit(buffer, r)}
 
     def keep_pairs(self, candidates: pa.Table, prompts: pa.Table, rewards: pa.Table, constitution: pa.Table,
@@ -281,7 +282,8 @@ class Loop:
         """Round r's pairs for later refits: ranked, the constitution's, the person's."""
         if self.roles.reward_model is None:
             return {}
-        pairs = round_pairs(candidates, prompts, rewards, self.cfg.scoring.pair_margin, constitution, compared)
+        pairs = of_sources(round_pairs(candidates, prompts, rewards, self.cfg.scoring.pair_margin, constitution, compared),
+                           self.cfg.reward_model.pair_sources)
         self.run.write(r, PAIRS, pairs, "pairs")
         return {"rm_pairs_new": pairs.num_rows}
 

@@ -7,7 +7,9 @@ pairs in ``round_NNN/reward_pairs.parquet`` (a ``pairs`` shard):
 - ``ranked``: per prompt, the best candidate over the worst by the round's combined reward, when they
   differ by at least ``scoring.pair_margin`` (the pairs DPO would train on);
 - ``constitution``: the constitution's revision-over-original pairs;
-- ``human``: pairs a person chose between.
+- ``human``: pairs a person chose between;
+
+of the sources ``reward_model.pair_sources`` names (the RLHF arm keeps a person's pairs only).
 
 The buffer is the newest ``reward_model.buffer`` pairs of the rounds so far (read back from the round
 directories, so a resumed run has the same buffer; older pairs leave first and are counted). A refit
@@ -56,6 +58,12 @@ def round_pairs(candidates: pa.Table, prompts: pa.Table, rewards: pa.Table, marg
     parts = [pa.Table.from_pylist(rows, schema=schema)]
     parts += [t.select(schema.names).cast(schema) for t in (constitution, human) if t is not None and t.num_rows]
     return pa.concat_tables(parts)
+
+
+def of_sources(pairs: pa.Table, sources: tuple[str, ...]) -> pa.Table:
+    """The rows of ``pairs`` whose ``source`` is one of ``sources`` (``reward_model.pair_sources``)."""
+    keep = [s in sources for s in pairs.column("source").to_pylist()]
+    return pairs.filter(pa.array(keep, pa.bool_()))
 
 
 class LoopRewardModel:
