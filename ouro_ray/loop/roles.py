@@ -165,6 +165,9 @@ def build_roles(cfg: OuroConfig, model_dir: str, storage: Path, resume_version: 
     from actors.weights import start_weight_store
 
     prefix, ns = cfg.cluster.namespace, cfg.cluster.namespace
+    short = cpu_shortfall(cfg)
+    if short:
+        progress(short)
     local_store = cfg.rollout.workers.num_workers == 0 and cfg.learner.num_workers == 0
     store = start_weight_store(prefix, ns, local=local_store)
     store_name = None if local_store else (f"{prefix}/weights", ns)
@@ -212,6 +215,36 @@ def build_roles(cfg: OuroConfig, model_dir: str, storage: Path, resume_version: 
         raise
     rollout, reference, learner, judges = started[:4]
     return Roles(rollout, reference, judges, learner, store, store_name, reward_model)
+
+
+def cpu_demand(cfg: OuroConfig) -> dict[str, float]:
+    """The CPUs each role's actors reserve when the run starts (judges: their ``min_workers`` replicas)."""
+    rm = cfg.reward_model
+    demand = {"rollout": cfg.rollout.workers.num_workers * cfg.rollout.workers.num_cpus,
+              "reference": cfg.reference.workers.num_workers * cfg.reference.workers.num_cpus,
+              "learner": cfg.learner.num_workers * cfg.learner.num_cpus_per_worker,
+              "judges": cfg.judges.min_workers * cfg.judges.num_cpus if cfg.judges.max_workers else 0.0}
+    if rm.refit_every:
+        demand["reward_model"] = rm.workers.num_workers * rm.workers.num_cpus
+        demand["reward_model learner"] = rm.learner_workers * cfg.learner.num_cpus_per_worker
+    return {k: v for k, v in demand.items() if v}
+
+
+def cpu_shortfall(cfg: OuroConfig) -> str | None:
+    """A warning when the roles reserve more CPUs than the connected cluster has: the last actors would wait
+    (until ``call_timeout_s``) for CPUs that a cluster without an autoscaler never frees."""
+    import ray
+
+    if not ray.is_initialized():
+        return None
+    have = float(ray.cluster_resources().get("CPU", 0.0))
+    demand = cpu_demand(cfg)
+    if sum(demand.values()) <= have + 1e-9:
+        return None
+    parts = ", ".join(f"{k} {v:g}" for k, v in demand.items())
+    return (f"warning: the roles reserve {sum(demand.values()):g} CPUs ({parts}) and the cluster has {have:g}: "
+            "the last actors wait for CPUs unless the cluster scales up; fix: raise cluster.num_cpus (logical CPUs "
+            "may exceed the cores) or lower the roles' num_cpus")
 
 
 def build_reward_model(cfg: OuroConfig, model_dir: str, storage: Path, resume_version: int) -> Any:

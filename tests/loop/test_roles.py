@@ -73,3 +73,17 @@ def test_a_close_that_fails_is_logged_and_the_start_up_error_is_still_the_one_ra
         build_roles(cfg, "model", tmp_path, 0, lambda m: None)
     closing = [r.getMessage() for r in caplog.records if "after a failed start" in r.getMessage()]
     assert len(closing) == 3 and "learner would not close" in closing[0] and "rollout would not close" in closing[2]
+
+
+def test_roles_reserving_more_cpus_than_the_cluster_has_are_named_before_anything_waits(ray_cluster):
+    from ouro_ray.loop.roles import cpu_demand, cpu_shortfall
+
+    # the session cluster has 2 CPUs: rollout 1 + reference 1 + learner 1 + judges 0.5 + reward model 0.5 = 4
+    big = load_config(None, ["rollout.workers.num_cpus=1", "reference.workers.num_cpus=1", "learner.num_workers=1",
+                             "judges.min_workers=1", "reward_model.refit_every=1"])
+    assert cpu_demand(big) == {"rollout": 1.0, "reference": 1.0, "learner": 1.0, "judges": 0.5, "reward_model": 0.5}
+    warning = cpu_shortfall(big)
+    assert warning and "reserve 4 CPUs" in warning and "reward_model 0.5" in warning and "cluster.num_cpus" in warning
+    small = load_config(None, ["rollout.workers.num_cpus=0.5", "reference.workers.num_cpus=0.25", "learner.num_workers=1",
+                               "learner.num_cpus_per_worker=0.5", "judges.min_workers=1", "judges.num_cpus=0.25"])
+    assert cpu_shortfall(small) is None
