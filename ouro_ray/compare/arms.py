@@ -3,8 +3,9 @@
 Every arm starts from the same initial policy with the same config (prompt budget, rounds, learner,
 seed); an arm only changes who teaches:
 
-- ``sft``: the initial policy, no update: round 0 of the trained arms' runs (the same policy, held-out
-  prompts and sampling seed in every arm), so it costs no run of its own;
+- ``sft``: the initial policy, no update: round 0 of a trained arm's runs (the same policy, held-out
+  prompts and sampling seed in every arm; read from the fullest teacher stack run, Ouroboros first, so
+  its reward-hack figure has teachers), so it costs no run of its own;
 - ``rlhf``: a simulated human chooses between two candidates of ``human.pairs_per_round`` prompts a
   round; a reward model refitted on those pairs (Bradley-Terry) is PPO's only teacher;
 - ``rlaif``: the AI judge and the constitution only (no human, no rule teacher, no replay);

@@ -49,18 +49,19 @@ def aggregate(per_seed: dict[str, list[dict]]) -> dict[str, dict[str, dict]]:
             for arm, seeds in per_seed.items()}
 
 
-def _cell(v: dict) -> str:
+def _cell(v: dict, digits: int = 1) -> str:
     if v["mean"] is None:
         return "–"
     if v["ci"] is None:
-        return f"{v['mean']:.1f}"
-    return f"{v['mean']:.1f} [{v['ci'][0]:.1f}, {v['ci'][1]:.1f}]"
+        return f"{v['mean']:.{digits}f}"
+    return f"{v['mean']:.{digits}f} [{v['ci'][0]:.{digits}f}, {v['ci'][1]:.{digits}f}]"
 
 
 def markdown(table: dict[str, dict[str, dict]], meta: dict) -> str:
     head = "| arm | " + " | ".join(COLUMNS.values()) + " |"
     rule = "|---" * (len(COLUMNS) + 1) + "|"
-    ours = [f"| {arm} | " + " | ".join(_cell(figs[k]) for k in COLUMNS) + " |" for arm, figs in table.items()]
+    ours = [f"| {arm} | " + " | ".join(_cell(figs[k], 2 if k == "win_rate" else 1) for k in COLUMNS) + " |"
+            for arm, figs in table.items()]
     paper_cols = ("fact_f1", "persona", "reward_hacks", "human_minutes_per_1k_pairs")
     paper = ["| arm | " + " | ".join(COLUMNS[k] for k in paper_cols) + " |", "|---" * (len(paper_cols) + 1) + "|"]
     paper += [f"| {arm} | " + " | ".join("–" if PAPER[arm][k] is None else str(PAPER[arm][k]) for k in paper_cols)

@@ -67,6 +67,9 @@ def compare(config: str | None, overrides: list[str], arms: Sequence[str], seeds
     base = load_config(config, user)
     pairs = pairs_per_round or base.loop.prompts_per_round or 16
     trained = [a for a in arms if a != "sft"]
+    # SFT is round 0; its reward-hack figure needs teachers at round 0, which the RLHF arm lacks (no reward
+    # model before its first refit): read it from the fullest teacher stack run
+    sft_from = next(a for a in ("ouroboros", "rlaif", "rlhf") if a in trained)
     per_seed: dict[str, list[dict]] = {a: [] for a in arms}
     total, k = len(trained) * seeds, 0
     for seed in range(seeds):
@@ -76,11 +79,11 @@ def compare(config: str | None, overrides: list[str], arms: Sequence[str], seeds
             say(f"compare: run {k} of {total}: arm {arm}, seed {seed + 1} of {seeds} → {path}")
             history = run_arm(config, [*user, *arm_overrides(arm, pairs), f"seed={base.seed + seed}"], path, say, run_fn)
             per_seed[arm].append(run_figures(history))
-            if "sft" in arms and arm == trained[0]:
+            if "sft" in arms and arm == sft_from:
                 per_seed["sft"].append(run_figures(history, final=False))
     table = report.aggregate(per_seed)
     meta = {"config": config, "overrides": list(overrides), "quick": quick, "seeds": seeds, "rounds": base.rounds,
-            "pairs_per_round": pairs, "arms": arms}
+            "pairs_per_round": pairs, "arms": arms, "sft_from": sft_from}
     for path in report.write(out, table, per_seed, meta):
         say(f"wrote {path}")
     return {"meta": meta, "arms": table, "per_seed": per_seed}
