@@ -48,9 +48,10 @@ class Ledger:
     refused_for_budget: int = 0
     by_round: dict[int, float] = field(default_factory=dict)
 
-    def as_metrics(self) -> dict[str, float]:
-        return {"human_scores": self.scores, "human_pairs": self.pairs, "human_minutes": round(self.seconds / 60, 4),
-                "human_unplaced": self.unplaced, "human_over_budget": self.refused_for_budget}
+    def since(self, before: Ledger) -> dict[str, float]:
+        """What was spent after ``before`` (a copy of this ledger): ``human_minutes``, ``human_unplaced``."""
+        return {"human_minutes": round((self.seconds - before.seconds) / 60, 4),
+                "human_unplaced": self.unplaced - before.unplaced}
 
 
 def minutes_per_1k_pairs(human_seconds: float, training_pairs: int) -> float | None:

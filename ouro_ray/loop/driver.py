@@ -183,10 +183,10 @@ class Loop:
         """Stage 5: the person's pairwise choices and the reward model's refit first (they teach this round
         already), then every teacher, the review queue and the person's labels on it."""
         self.stage("score", r)
-        people: dict = {}
+        before = None  # the person's ledger as the round starts
         if self.person is not None:
             self.person.open_round(r)
-            people = {"ledger": dataclasses.replace(self.person.ledger)}
+            before = dataclasses.replace(self.person.ledger)
         compared = self.compare_pairs(candidates, prompts, r)
         refit = self.refit_reward_model(compared, r)
         scored = score_candidates(candidates, prompts, self.roles.judges, self.cfg.scoring, self.human, self.teachers())
@@ -205,8 +205,9 @@ class Loop:
                  "review_spot_checks": sum(q["reason"] == "spot check" for q in queue),
                  "human_scored": sources.count("human"), **out.stats,
                  "constitution_pairs": out.pairs.num_rows, **refit, **kept}
-        if self.person is not None:
-            stats |= self.person_costs(people["ledger"], labelled, len(queue), compared)
+        if before is not None:
+            stats |= {"human_labels": labelled, "human_pairs": 0 if compared is None else compared.num_rows,
+                      "review_unlabelled": len(queue) - labelled, **self.person.ledger.since(before)}
         return rewards, {"stats": stats, "items": items, "pairs": out.pairs}
 
     def compare_pairs(self, candidates: pa.Table, prompts: pa.Table, r: int) -> pa.Table | None:
@@ -218,13 +219,6 @@ class Loop:
 
         return ask_pairs(self.person, candidates, prompts, self.cfg.human.pairs_per_round,
                          derive_seed(self.cfg.seed, "human-pairs", r))
-
-    def person_costs(self, before, labelled: int, queued: int, compared: pa.Table | None) -> dict:
-        """What the person did in this round and what it cost (``human_*`` in the round's metrics)."""
-        ledger = self.person.ledger
-        return {"human_labels": labelled, "human_pairs": 0 if compared is None else compared.num_rows,
-                "human_minutes": round((ledger.seconds - before.seconds) / 60, 4),
-                "human_unplaced": ledger.unplaced - before.unplaced, "review_unlabelled": queued - labelled}
 
     # 6 -----------------------------------------------------------------------------------------
     def update(self, experience: Experience, r: int) -> dict:
