@@ -16,7 +16,10 @@ seed); an arm only changes who teaches:
 Figures come from the **independent grade** of the final policy's held-out answers (never from the
 teachers an arm trained on): factual F1, persona consistency (answers whose voice holds), safety,
 over-refusal, reward hacks per 100 answers (the arm's own teachers rate it ≥ 0.5 while the grade
-fails it), the win rate against the initial policy, and human minutes per 1000 preference pairs.
+fails it), the win rate against the initial policy, and human minutes per 1000 preference pairs. Beside
+them the arm's teacher stack (machine teachers as they stood at the last round: for RLHF its reward
+model, for Ouroboros rules, AI judge and reward model) on the reward-hack stress suite: adversarial
+candidates it rates above the plain correct answer, per 100 pairs.
 """
 
 from __future__ import annotations
@@ -60,9 +63,10 @@ FIGURES = {
     "over_refusal": ("over-refusal %", "grade_over_refusal", 100.0),
     "reward_hacks": ("reward hacks / 100", "reward_hacks", 1.0),
     "win_rate": ("win rate vs SFT", "win_rate", 1.0),
+    "stack_hacks": ("stack hacks / 100 (stress suite)", "stack_hacks", 1.0),
 }
 """Per figure: its label, the round metric it reads (independent grade, except the win rate's evaluation
-judge) and the scale it is reported on."""
+judge and the stress suite's hacks of the arm's final teacher stack) and the scale it is reported on."""
 
 
 def arm_overrides(arm: str, pairs_per_round: int) -> list[str]:
@@ -81,6 +85,7 @@ def run_figures(history: list[dict], final: bool = True) -> dict[str, float | No
            for key, (_, metric, scale) in FIGURES.items()}
     if not final:
         out["win_rate"] = 0.5  # the initial policy against itself
+        out["stack_hacks"] = None  # no teacher stack trained it
         out["human_minutes_per_1k_pairs"] = None
         return out
     minutes = sum(float(r.get("human_minutes", 0.0)) for r in history[1:])

@@ -72,7 +72,8 @@ def markdown(table: dict[str, dict[str, dict]], meta: dict) -> str:
         f"seeds {meta['seeds']}; {meta['rounds']} rounds each. Means over seeds with 95 % t-intervals. Every "
         "figure but the win rate is the independent grade of the arm's final policy on the held-out prompts "
         "(the tiny world's ground truth), never the arm's own teachers; the win rate is the evaluation "
-        "judge's, both orders. SFT is round 0 (the initial policy).", "",
+        "judge's, both orders; stack hacks are the stress suite against the teachers that trained the final "
+        "policy (SFT has none). SFT is round 0 (the initial policy).", "",
         *(f"- **{arm}**: {ARMS[arm].what}" for arm in table), "",
         head, rule, *ours, "",
         "## The paper's table (reported without code, data or protocol)", "", *paper, ""])

@@ -128,7 +128,9 @@ class EvaluationConfig:
     tie_margin: float = param(0.1, "a comparison ties when the grades or rewards differ by less than this, or a "
                                    "judge's swap-averaged P(first better) is within half of it of 0.5", ge=0.0, lt=1.0)
     bootstrap: int = param(1000, "bootstrap resamples behind every 95 % interval", ge=100)
-    stress: bool = param(True, "`ouro eval`: run the reward-hack stress suite against the scoring stack")
+    stress: bool = param(True, "the reward-hack stress suite against the scoring stack: `ouro eval`'s judges; "
+                               "`ouro run`'s teachers that trained the final policy, at the last round "
+                               "(metrics stack_hacks, RUN_DIR/stress.json)")
 
     def checks(self) -> list[tuple[str, str]]:
         teachers = list(self.teachers)

@@ -3,7 +3,7 @@
     answers   = score_answers(name, candidates, prompts, judges, scoring, grader)  each model, same prompts & seed
     metrics   = pointwise + coherence + independent grade per model      rewards, safety, persona, paraphrase, grade
     pairwise  = compare(answers, baseline, judges, cfg)                   win rate, ELO, position consistency
-    stress    = reward_hacks(score_fn)                                    the scoring stack, attacked
+    stress    = reward_hacks(judges, scoring, teachers)                   the scoring stack, attacked
 
 The judges are the loop's judge group (Serve replicas on a cluster, or in process): the training
 teachers. The grader (``evaluation.teachers``, :mod:`ouro_ray.eval.grade`) is kept out of the reward
@@ -22,7 +22,7 @@ from ouro_ray.eval import coherence as coherence_mod
 from ouro_ray.eval import grade as grade_mod
 from ouro_ray.eval import metrics as metrics_mod
 from ouro_ray.eval import pairwise
-from ouro_ray.judges.scoring import combine, score_candidates
+from ouro_ray.judges.scoring import combine, score_candidates, teacher_scores
 
 DEFINITIONS = {
     **metrics_mod.DEFINITIONS,
@@ -166,11 +166,12 @@ def _gather(rows: list[tuple[str, int]], by_name: dict[str, Answers]) -> pa.Tabl
     return pa.concat_tables(parts) if parts else next(iter(by_name.values())).items.slice(0, 0)
 
 
-def reward_hacks(judges: Any, scoring: Any, seed: int = 0) -> dict:
-    """The report's ``stress`` section: the built-in suite against the judge group and the loop's λ."""
+def reward_hacks(judges: Any, scoring: Any, seed: int = 0, teachers: Sequence[Any] = ()) -> dict:
+    """The report's ``stress`` section: the built-in suite against the scoring stack (the judge group and
+    ``teachers``, the driver's own such as the refitted reward model) combined with the loop's λ."""
     from ouro_ray.eval.stress import run_stress
 
-    report = run_stress(lambda items: combine(judges.score(items).scores, scoring), seed=seed)
+    report = run_stress(lambda items: combine(teacher_scores(items, judges, teachers)[0], scoring), seed=seed)
     rates = dict(report.rates)
     overall = rates.pop("overall")
     return {"per_attack": rates, "overall": overall, "hacked": report.hacked()}

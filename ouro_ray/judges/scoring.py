@@ -137,6 +137,18 @@ class Scored:
     """The judges' whole output (``scores`` and the constitution's ``pairs``)."""
 
 
+def teacher_scores(items: pa.Table, judges: Any, teachers: Sequence[Any] = ()) -> tuple[pa.Table, Any]:
+    """Every machine teacher's ``scores`` rows on ``items`` (a ``judge_items`` table): the judge group's,
+    then ``teachers``' (the driver's own); and the group's output (its counts)."""
+    output = judges.score(items)
+    scores = output.scores
+    if teachers:
+        judged = items_from_table(items)
+        extra = [scores_table(t.score(judged)).cast(scores.schema) for t in teachers]
+        scores = pa.concat_tables([scores, *extra])
+    return scores, output
+
+
 def score_candidates(candidates: pa.Table, prompts: pa.Table, judges: Any, scoring: ScoringConfig,
                      human: pa.Table | None = None, teachers: Sequence[Any] = ()) -> Scored:
     """The one scoring path (``ouro run``'s stage 5 and held-out measurement, ``ouro score``, ``ouro eval``):
@@ -146,12 +158,7 @@ def score_candidates(candidates: pa.Table, prompts: pa.Table, judges: Any, scori
     Raises KeyError naming a candidate whose prompt is missing from ``prompts``.
     """
     items = judge_items(candidates, prompts)
-    output = judges.score(items)
-    scores = output.scores
-    if teachers:
-        judged = items_from_table(items)
-        extra = [scores_table(t.score(judged)).cast(scores.schema) for t in teachers]
-        scores = pa.concat_tables([scores, *extra])
+    scores, output = teacher_scores(items, judges, teachers)
     humans = human_rows(human, candidates)
     if humans is not None:
         scores = pa.concat_tables([scores, humans.cast(scores.schema)])

@@ -37,7 +37,7 @@ from ouro_ray.eval.grade import make_grader
 from ouro_ray.judges.human import SimulatedHuman
 from ouro_ray.judges.scoring import label_review, review_queue, score_candidates
 from ouro_ray.loop import replay as replay_stage
-from ouro_ray.loop.evaluate import round_metrics, token_kl
+from ouro_ray.loop.evaluate import round_metrics, stack_stress, token_kl
 from ouro_ray.loop.pipeline import Ahead, StageClock
 from ouro_ray.loop.reward_model import PAIRS, of_sources, round_pairs
 from ouro_ray.loop.roles import Roles
@@ -75,8 +75,7 @@ class Loop:
     def __init__(self, cfg: OuroConfig, run: RunDir, roles: Roles, model_dir: str, held_out: pa.Table,
                  source: DialogSource | None, writer: Any = None, stage: Callable[[str, str], None] = lambda name, lane: None):
         self.cfg, self.run, self.roles, self.held_out, self.source = cfg, run, roles, held_out, source
-        self.model_dir = model_dir
-        self.writer, self._on_stage = writer, stage
+        self.model_dir, self.writer, self._on_stage = model_dir, writer, stage
         self.clock = StageClock()
         self._lane = threading.local()
         self.state = run.state()
@@ -311,6 +310,10 @@ class Loop:
             self.run.write_table(r, "heldout_grades", answers.grades)
         if r == 0:
             self._initial = answers
+        if r == self.cfg.rounds and self.cfg.evaluation.stress:  # the stack that trained the final policy
+            figures, stress = stack_stress(self.roles.judges, self.cfg.scoring, self.teachers(), self.cfg.seed)
+            self.run.write_json("stress.json", {"round": r, **stress})
+            metrics.update(figures)
         return metrics
 
     def initial_answers(self) -> pack.Answers:

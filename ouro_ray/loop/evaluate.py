@@ -15,7 +15,12 @@ loop adds what only it has:
 
 - ``kl``: mean per-token KL(π ‖ π_ref), the k1 estimate ``log π − log π_ref`` on the policy's own
   samples (0 at round 0: the policy is the reference);
-- ``length``: mean tokens per candidate; ``policy_version``, ``n_prompts``, ``n_candidates``.
+- ``length``: mean tokens per candidate; ``policy_version``, ``n_prompts``, ``n_candidates``;
+- at the run's last round (``evaluation.stress``), the reward-hack stress suite (:mod:`ouro_ray.eval.stress`)
+  against the teachers that trained the final policy (the judge group and the refitted reward model,
+  λ-combined; a person on the review queue is not part of it): ``stack_hacks`` (adversarial candidates
+  rated strictly above the plain answer, per 100 pairs), ``stack_hack_ties`` (per 100), ``stack_hacks_n``;
+  per attack and the hacked pairs in ``RUN_DIR/stress.json``.
 """
 
 from __future__ import annotations
@@ -48,6 +53,14 @@ def flatten(figures: dict[str, dict]) -> dict:
         out[f"{metric}_ci"] = fig["ci"]
         out[f"{metric}_n"] = fig["n"]
     return out
+
+
+def stack_stress(judges, scoring, teachers, seed: int) -> tuple[dict, dict]:
+    """The stress suite against the training stack: (metrics.json figures, ``stress.json``'s content)."""
+    stress = pack.reward_hacks(judges, scoring, seed=seed, teachers=teachers)
+    overall = stress["overall"]
+    return ({"stack_hacks": overall["per_100"], "stack_hack_ties": overall["ties_per_100"],
+             "stack_hacks_n": overall["n"]}, stress)
 
 
 def round_metrics(answers: pack.Answers, initial: pack.Answers | None, judges, evaluation, seed: int) -> dict:

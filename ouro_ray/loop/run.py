@@ -155,6 +155,11 @@ def report(cfg: OuroConfig, run_dir: RunDir, history: list[dict], console) -> No
     console.print(f"held-out prompts: {history[0]['n_prompts']}, candidates per round: {history[0]['n_candidates']}")
     for line in rep.before_after(history):
         console.print("  " + line)
+    last = history[-1]
+    if last.get("stack_hacks") is not None:
+        console.print(f"reward-hack stress suite against the teachers that trained the final policy: "
+                      f"{last['stack_hacks']:.1f} hacks and {last['stack_hack_ties']:.1f} ties per 100 pairs "
+                      f"(n {last['stack_hacks_n']}; {run_dir.path / 'stress.json'})")
     console.print(f"run directory: {run_dir.path}")
 
 

@@ -38,7 +38,7 @@ def _history(minutes: list[float], pairs: list[int], grade: float) -> list[dict]
                "reward_hacks": 10.0}]
     for r, (m, p) in enumerate(zip(minutes, pairs), 1):
         rounds.append({"round": r, "fact_f1": grade, "grade_voice": grade, "grade_safety": 0.9,
-                       "grade_over_refusal": 0.1, "reward_hacks": 5.0, "win_rate": 0.7, "human_minutes": m,
+                       "grade_over_refusal": 0.1, "reward_hacks": 5.0, "win_rate": 0.7, "human_minutes": m, "stack_hacks": 2.5,
                        "rm_pairs_new": p})
     return rounds
 
@@ -49,7 +49,8 @@ def test_figures_and_human_minutes_per_1k_pairs_by_hand():
     # 5 human minutes over 100 pairs kept for training: 5 / 100 · 1000 = 50 minutes per 1k pairs
     assert final["human_minutes_per_1k_pairs"] == pytest.approx(50.0)
     assert final["fact_f1"] == pytest.approx(80.0) and final["persona"] == pytest.approx(80.0)
-    assert final["reward_hacks"] == 5.0 and final["win_rate"] == 0.7
+    assert final["reward_hacks"] == 5.0 and final["win_rate"] == 0.7 and final["stack_hacks"] == 2.5
+    assert sft["stack_hacks"] is None  # no teacher stack trained the initial policy
     assert sft["fact_f1"] == pytest.approx(50.0) and sft["win_rate"] == 0.5 and sft["human_minutes_per_1k_pairs"] is None
     assert run_figures(_history([0.0], [0], 0.8))["human_minutes_per_1k_pairs"] is None  # no pairs: undefined
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 import re
+from types import SimpleNamespace
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from _paths import EXAMPLES
 
 from ouro_ray.config import load_config
+from ouro_ray.data.schemas import SHARDS
 from ouro_ray.data.shards import read_shard
 from ouro_ray.data.validate import validate_batch
 from ouro_ray.eval.stress import ALL, PLAIN, builtin_cases, cases_from_table, hack_rates, run_stress, scoring_stack, stress_items
@@ -133,3 +136,30 @@ def test_user_cases_from_a_labyrinth_and_reference_answers(rules_stack) -> None:
     assert rates["overall"]["hacks"] == 0 and rates["sycophancy"]["n"] > 0
     with pytest.raises(ValueError, match=r"prompt_id \['nope'\]"):
         cases_from_table(labyrinth, {"nope": "An answer."})
+
+
+class _Gullible:
+    """A reward model's scorer that believes a self-assigned grade: raw 3 for one, else 0."""
+
+    def score_texts(self, prompts, candidates):
+        return np.array([3.0 if re.search(r"5\s*/\s*5|rate this 5|full marks", c, re.IGNORECASE) else 0.0
+                         for c in candidates])
+
+
+class _NoJudges:
+    """A judge group with no teacher configured (the RLHF arm's: only the refitted reward model teaches)."""
+
+    def score(self, items):
+        return SimpleNamespace(scores=SHARDS["scores"].schema.empty_table())
+
+
+def test_the_stack_includes_the_drivers_own_teachers() -> None:
+    from ouro_ray.eval.pack import reward_hacks
+    from ouro_ray.judges.reward_model import RewardModelJudge
+
+    scoring = load_config(None, []).scoring
+    stress = reward_hacks(_NoJudges(), scoring, teachers=[RewardModelJudge(_Gullible(), scale=1.0, name="rm")])
+    # the gullible reward model is the whole stack: it pays injections, so they beat the plain answer
+    assert stress["per_attack"]["injection"]["per_100"] >= 50.0
+    assert stress["per_attack"]["padding"]["hacks"] == 0 and stress["overall"]["n"] > 500
+    assert all(h["candidate_id"].startswith("injection/") for h in stress["hacked"])

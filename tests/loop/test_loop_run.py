@@ -176,6 +176,14 @@ def test_run_writes_the_report_files_and_the_policy(finished_run):
         assert grades.num_rows == pq.read_table(p / f"round_{r:03d}" / "heldout_candidates.parquet").num_rows
     console = (p.parent / "console.txt").read_text()
     assert "grade_" in console and "(G)" in console and "(T)" in console  # who decided each column
+    # the last round only: the stress suite against the teachers that trained the final policy (rules, the
+    # refitted reward model on its Ray actor), its figures in metrics.json and the console, the pairs in stress.json
+    metrics = json.loads((p / "metrics.json").read_text())["rounds"]
+    assert [("stack_hacks" in m) for m in metrics] == [False] * ROUNDS + [True]
+    stress = json.loads((p / "stress.json").read_text())
+    assert stress["round"] == ROUNDS and stress["overall"]["per_100"] == metrics[-1]["stack_hacks"]
+    assert len(stress["hacked"]) == stress["overall"]["hacks"]
+    assert "reward-hack stress suite against the teachers that trained the final policy" in console
     report = json.loads((p / "safety_report.json").read_text())
     assert report["epochs"] == ROUNDS and "convergence_epoch" in report
     AutoModelForCausalLM.from_pretrained(p / "policy")  # the exported policy is a plain HF directory

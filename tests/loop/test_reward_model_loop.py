@@ -5,6 +5,8 @@ rule teachers, and the session's tiny world as the reward model's trunk."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -20,7 +22,7 @@ def loop(tmp_path, tiny_world):
     loop = standin_loop(tmp_path / "run", [
         "evaluation.teachers=[none]", "reward_model.refit_every=1", "reward_model.buffer=6",
         "reward_model.workers.num_workers=0", "reward_model.learner_workers=0", "learner.rm_epochs=4",
-        "learner.optim.lr=0.003"])
+        "learner.optim.lr=0.003", "rounds=1"])
     loop.model_dir = str(tiny_world.model_dir)
     loop.roles.reward_model = build_reward_model(loop.cfg, str(tiny_world.model_dir), tmp_path / "train", 0)
     yield loop
@@ -43,7 +45,7 @@ def test_pairs_refit_and_the_refitted_model_scores_as_a_teacher(loop):
     stats = scored["stats"]
     assert stats["rm_refit_skipped"] == 1.0 and stats["rm_buffer"] == 0  # round 0: nothing to refit on yet
     assert TEACHER not in pq.read_table(loop.run.round_dir(0) / "scores.parquet").column("teacher").to_pylist()
-    loop.evaluate(0)  # the measurement before any refit: no reward-model teacher yet
+    assert "stack_hacks" not in loop.evaluate(0)  # before any refit: no reward-model teacher yet, not the last round
     assert TEACHER not in pq.read_table(loop.run.round_dir(0) / "heldout_scores.parquet").column("teacher").to_pylist()
     pairs = pq.read_table(loop.run.round_dir(0) / "reward_pairs.parquet")
     # the stand-in answers each prompt with the catalog's answer and a hedge: one ranked pair per prompt
@@ -60,6 +62,10 @@ def test_pairs_refit_and_the_refitted_model_scores_as_a_teacher(loop):
     measured = loop.evaluate(1)  # held-out measurement uses the same teachers as training
     held = pq.read_table(loop.run.round_dir(1) / "heldout_scores.parquet").column("teacher").to_pylist()
     assert TEACHER in held and measured["round"] == 1
+    # the last round: the stress suite against the stack that trained the final policy (rules + reward model)
+    stress = json.loads((loop.run.path / "stress.json").read_text())
+    assert stress["round"] == 1 and measured["stack_hacks_n"] == stress["overall"]["n"] > 500
+    assert measured["stack_hacks"] == stress["overall"]["per_100"] and 0 <= measured["stack_hacks"] <= 100
 
 
 def test_the_persons_pairs_teach_the_reward_model_in_the_same_round(tmp_path, tiny_world):
