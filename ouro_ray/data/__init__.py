@@ -1,7 +1,6 @@
 """The data plane's formats: one schema module and the shard readers/writers."""
 
 from ouro_ray.data.schemas import SHARDS, Column, ShardSpec, shard_spec
-from ouro_ray.data.validate import BatchSchemaError, bad_row_mask, record_problems, validate_batch
 from ouro_ray.data.shards import (
     BadRecord,
     ShardError,
@@ -13,6 +12,7 @@ from ouro_ray.data.shards import (
     to_table,
     write_shard,
 )
+from ouro_ray.data.validate import BatchSchemaError, bad_row_mask, record_problems, validate_batch
 
 __all__ = [
     "SHARDS", "BatchSchemaError", "Column", "ShardSpec", "shard_spec", "validate_batch", "bad_row_mask",

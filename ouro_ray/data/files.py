@@ -42,3 +42,29 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
 def write_json_atomic(path: str | Path, data: Any) -> Path:
     """``data`` as indented JSON (UTF-8, newline-terminated) into ``path``, atomically."""
     return write_text_atomic(path, json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
+
+def append_line(path: str | Path, line: str) -> Path:
+    """Append one line (a JSON record) to ``path`` durably, as one writer among many.
+
+    An exclusive ``flock`` serialises writers (two studio tabs, the studio and ``ouro chat``); the line is
+    one ``write`` on an ``O_APPEND`` descriptor, then ``fsync``: once this returns the line survives a
+    killed process. A previous writer killed mid-line left a fragment without a newline: a newline is
+    written first, so the fragment stays a line of its own that readers quarantine, never glued to this one.
+    """
+    import fcntl
+
+    if "\n" in line:
+        raise ValueError(f"append_line writes one line; the text holds a newline: {line[:80]!r}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        size = os.fstat(fd).st_size
+        torn = size > 0 and os.pread(fd, 1, size - 1) != b"\n"
+        os.write(fd, (("\n" if torn else "") + line + "\n").encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)  # releases the lock
+    return path

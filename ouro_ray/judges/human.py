@@ -37,6 +37,11 @@ RUBRIC = ("helpful", "honest", "persona")
 """The dimensions a person scores (the LLM judge's default rubric)."""
 
 
+def rubric_reward(digits: dict[str, int]) -> float:
+    """A person's reward from 1..5 digits per :data:`RUBRIC` dimension: their mean on [-1, 1] (``(v − 3) / 2``)."""
+    return sum((digits[d] - 3) / 2 for d in RUBRIC) / len(RUBRIC)
+
+
 @dataclass
 class Ledger:
     """Every label a human gave, and the time it took; ``unplaced``: answers it could not judge."""
@@ -116,9 +121,8 @@ class SimulatedHuman:
                 continue
             self.ledger.scores += 1
             digits = {d: self._digit(truth[d]) for d in RUBRIC}
-            scores = {d: (v - 3) / 2 for d, v in digits.items()}
-            out.append(JudgeScore(item.prompt_id, item.candidate_id, self.rater, self.name, scores,
-                                  sum(scores.values()) / len(scores),
+            out.append(JudgeScore(item.prompt_id, item.candidate_id, self.rater, self.name,
+                                  {d: (v - 3) / 2 for d, v in digits.items()}, rubric_reward(digits),
                                   "simulated human: " + ", ".join(f"{d} {v}" for d, v in digits.items())))
         return out
 

@@ -1,6 +1,6 @@
 """The Ouroboros loop: one round is the seven steps, each its own short method.
 
-    dialogs    = dialogue(r)                   1  files, `ouro chat` sessions, synthetic
+    dialogs    = dialogue(r)                   1  files, chat sessions, synthetic; the studio's records
     summaries  = distill(dialogs)              2  {facts, logic, persona}; human edits win
     prompts    = labyrinth(summaries, r)       3  rephrase / adversarial / contrastive + replayed
     candidates = regenerate(prompts, r)        4  n per prompt, rollout group
@@ -34,14 +34,15 @@ from ouro_ray.config import OuroConfig
 from ouro_ray.data import read_shard
 from ouro_ray.eval import pack
 from ouro_ray.eval.grade import make_grader
-from ouro_ray.judges.human import SimulatedHuman
+from ouro_ray.judges.human import SimulatedHuman, ask_pairs
 from ouro_ray.judges.scoring import label_review, review_queue, score_candidates
 from ouro_ray.loop import replay as replay_stage
 from ouro_ray.loop.evaluate import round_metrics, stack_stress, token_kl
 from ouro_ray.loop.pipeline import Ahead, StageClock
-from ouro_ray.loop.reward_model import PAIRS, of_sources, round_pairs
+from ouro_ray.loop.reward_model import round_pairs
 from ouro_ray.loop.roles import Roles
 from ouro_ray.loop.rundir import RunDir
+from ouro_ray.loop.studio import StudioReader, StudioRound, concat_pairs, human_summaries, unused_pairs
 from ouro_ray.seeding import derive_seed
 from ouro_ray.stages.distill import distill as distill_stage
 from ouro_ray.stages.labyrinth import labyrinth as labyrinth_stage
@@ -85,6 +86,7 @@ class Loop:
                                    if cfg.distill.summaries_override else None)
         self.grader = make_grader(cfg.evaluation.teachers)  # held-out answers only: never scores training ones
         self.person = SimulatedHuman(cfg.human, derive_seed(cfg.seed, "human")) if cfg.human.simulated else None
+        self.studio = StudioReader(run, cfg.replay.threshold)  # what people did in `ouro studio`
 
     @property
     def lane(self) -> str:
@@ -103,17 +105,18 @@ class Loop:
     # ---------------------------------------------------------------- one round = the seven steps
     def experience(self, r: int) -> Experience:
         """Steps 1-5 and 7 of round r: all the update needs (async mode runs this ahead)."""
-        dialogs = self.dialogue(r)
-        summaries = self.distill(dialogs, r)
+        dialogs, studio = self.dialogue(r)
+        summaries = self.distill(dialogs, r, studio.overrides)
         prompts, replayed = self.labyrinth(summaries, dialogs, r)
         candidates = self.regenerate(prompts, r)
-        rewards, scored = self.score(candidates, prompts, r)
-        failing = self.replay(prompts, rewards, r)
+        rewards, scored = self.score(candidates, prompts, r, studio.pairs)
+        failing = self.replay(prompts, rewards, r, studio.replay)
         self.clock.stop()
         stats = {"train_reward_mean": float(np.mean(rewards.column("reward").to_numpy())),
-                 "train_prompts": prompts.num_rows, "train_candidates": candidates.num_rows,
+                 "train_prompts": prompts.num_rows, "train_candidates": candidates.num_rows, **studio.stats,
                  **scored["stats"], "replayed": replayed, "failing_prompts": failing, "pool": len(self.state["pool"])}
-        state = {"pool": copy.deepcopy(self.state["pool"]), "chat_seen": list(self.state["chat_seen"])}
+        state = {"pool": copy.deepcopy(self.state["pool"]), "chat_seen": list(self.state["chat_seen"]),
+                 "studio_seen": dict(self.state.get("studio_seen", {}))}
         if self.roles.reward_model is not None:  # async mode refits ahead: state.json records this round's
             state["reward_model_version"] = self.roles.reward_model.version
         return Experience(r, prompts, candidates, rewards, scored, stats, state)
@@ -128,24 +131,34 @@ class Loop:
         return {**experience.stats, **staleness, **{f"update_{k}": v for k, v in update.items()}}
 
     # 1 -----------------------------------------------------------------------------------------
-    def dialogue(self, r: int) -> pa.Table | None:
+    def dialogue(self, r: int) -> tuple[pa.Table | None, StudioRound]:
+        """Round r's dialogues (and the studio's records since the last round: dialogues a person's summary
+        edit sends back through distill join them)."""
         self.stage("dialogue", r)
-        if self.fixed_prompts is not None:
-            return None
-        dialogs, chat_ids = self.source.round_dialogs(r, set(self.state["chat_seen"]))
+        dialogs, chat_ids = (None, []) if self.fixed_prompts is not None else self.source.round_dialogs(
+            r, set(self.state["chat_seen"]))
         self.state["chat_seen"] = sorted(set(self.state["chat_seen"]) | set(chat_ids))
+        batch = set() if dialogs is None else set(dialogs.column("dialog_id").to_pylist())
+        studio, self.state["studio_seen"] = self.studio.read(self.state.get("studio_seen", {}), batch, r)
+        if dialogs is None:
+            return None, studio
+        studio.stats["chat_quarantined"] = self.source.chat_quarantined
+        if studio.revisit_dialogs is not None:
+            dialogs = pa.concat_tables([dialogs, studio.revisit_dialogs.cast(dialogs.schema)])
         if dialogs.num_rows == 0:
             raise ValueError(f"round {r}: no dialogues (data.dialogs all held out, no chat sessions, no synthetic "
                              "dialogues); fix: add data.dialogs, set data.synthetic_dialogs, or use data.prompts")
         self.run.write(r, "dialogs", dialogs, "dialogs")
-        return dialogs
+        return dialogs, studio
 
     # 2 -----------------------------------------------------------------------------------------
-    def distill(self, dialogs: pa.Table | None, r: int) -> pa.Table | None:
+    def distill(self, dialogs: pa.Table | None, r: int, edits: pa.Table | None = None) -> pa.Table | None:
+        """Stage 2; human summaries win: the studio's ``edits``, then ``distill.summaries_override``."""
         self.stage("distill", r)
         if dialogs is None:
             return None
-        result = distill_stage(dialogs, self.cfg.distill, self.writer, self.summaries_override)
+        overrides = human_summaries(dialogs, edits, self.summaries_override)
+        result = distill_stage(dialogs, self.cfg.distill, self.writer, overrides)
         self.run.write(r, "summaries", result.summaries, "summaries")
         return result.summaries
 
@@ -178,16 +191,22 @@ class Loop:
         return candidates
 
     # 5 -----------------------------------------------------------------------------------------
-    def score(self, candidates: pa.Table, prompts: pa.Table, r: int) -> tuple[pa.Table, dict]:
-        """Stage 5: the person's pairwise choices and the reward model's refit first (they teach this round
-        already), then every teacher, the review queue and the person's labels on it."""
+    def score(self, candidates: pa.Table, prompts: pa.Table, r: int,
+              studio_pairs: pa.Table | None = None) -> tuple[pa.Table, dict]:
+        """Stage 5: a person's pairwise choices (the simulated person's, the studio's ``studio_pairs``) and the
+        reward model's refit first (they teach this round already), then every teacher, the review queue and
+        the person's labels on it."""
         self.stage("score", r)
         before = None  # the person's ledger as the round starts
         if self.person is not None:
             self.person.open_round(r)
             before = dataclasses.replace(self.person.ledger)
-        compared = self.compare_pairs(candidates, prompts, r)
-        refit = self.refit_reward_model(compared, r)
+        asks = self.person is not None and self.cfg.human.pairs_per_round > 0  # choices between two candidates
+        compared = ask_pairs(self.person, candidates, prompts, self.cfg.human.pairs_per_round,
+                             derive_seed(self.cfg.seed, "human-pairs", r)) if asks else None
+        human = concat_pairs(compared, studio_pairs)  # a person's choices: the simulated one's, the studio's
+        rm = self.roles.reward_model
+        refit = rm.refit_round(self.run, human, r) if rm is not None else {}
         scored = score_candidates(candidates, prompts, self.roles.judges, self.cfg.scoring, self.human, self.teachers())
         queue = review_queue(scored.rewards, scored.scores, scored.items, self.cfg.scoring, self.cfg.seed, r)
         scored, labelled = (label_review(scored, queue, self.person, self.cfg.scoring) if self.person is not None
@@ -198,26 +217,19 @@ class Loop:
         if out.pairs.num_rows:
             self.run.write(r, "constitution_pairs", out.pairs, "pairs")
         self.run.append_jsonl("review.jsonl", queue)
-        kept = self.keep_pairs(candidates, prompts, rewards, out.pairs, compared, r)
+        kept = (rm.keep(self.run, round_pairs(candidates, prompts, rewards, self.cfg.scoring.pair_margin, out.pairs,
+                                              human), r) if rm is not None else {})
         sources = rewards.column("source").to_pylist()
         stats = {"review_disagreements": sum(q["reason"] == "disagreement" for q in queue),
                  "review_spot_checks": sum(q["reason"] == "spot check" for q in queue),
                  "human_scored": sources.count("human"), **out.stats,
-                 "constitution_pairs": out.pairs.num_rows, **refit, **kept}
+                 "constitution_pairs": out.pairs.num_rows, **refit, **kept,
+                 **unused_pairs(human, rm is not None and "human" in self.cfg.reward_model.pair_sources,
+                                self.cfg.learner.algo == "dpo")}
         if before is not None:
             stats |= {"human_labels": labelled, "human_pairs": 0 if compared is None else compared.num_rows,
                       "review_unlabelled": len(queue) - labelled, **self.person.ledger.since(before)}
-        return rewards, {"stats": stats, "items": items, "pairs": out.pairs}
-
-    def compare_pairs(self, candidates: pa.Table, prompts: pa.Table, r: int) -> pa.Table | None:
-        """The person's choices between two candidates of ``human.pairs_per_round`` prompts (a seeded draw),
-        as ``pairs`` (source ``human``), for the reward model; None without a person or pairs to ask for."""
-        if self.person is None or not self.cfg.human.pairs_per_round:
-            return None
-        from ouro_ray.judges.human import ask_pairs
-
-        return ask_pairs(self.person, candidates, prompts, self.cfg.human.pairs_per_round,
-                         derive_seed(self.cfg.seed, "human-pairs", r))
+        return rewards, {"stats": stats, "items": items, "pairs": out.pairs, "human_pairs": human}
 
     # 6 -----------------------------------------------------------------------------------------
     def update(self, experience: Experience, r: int) -> dict:
@@ -228,8 +240,9 @@ class Loop:
         if self.cfg.learner.algo == "ppo":
             batch, kind = ppo_batch(candidates, rewards, self.roles.reference), "experience"
         else:
-            batch, kind = dpo_batch(candidates, rewards, experience.scored["pairs"], self.roles.reference,
-                                    self.tokenizer, self.cfg.scoring.pair_margin), "preference_batch"
+            pairs = concat_pairs(experience.scored["pairs"], experience.scored["human_pairs"]) or experience.scored["pairs"]
+            batch, kind = dpo_batch(candidates, rewards, pairs, self.roles.reference, self.tokenizer,
+                                    self.cfg.scoring.pair_margin), "preference_batch"
         self.run.write(r, kind, batch, kind)
         if batch.num_rows == 0:
             return {"skipped": 1.0}
@@ -248,37 +261,17 @@ class Loop:
         return self._tokenizer
 
     # 7 -----------------------------------------------------------------------------------------
-    def replay(self, prompts: pa.Table, rewards: pa.Table, r: int) -> int:
-        """Round r's failing prompts join the pool, clustered; returns how many failed."""
+    def replay(self, prompts: pa.Table, rewards: pa.Table, r: int, flagged: list[dict] = ()) -> int:
+        """Round r's failing prompts join the pool, clustered, with those a person ``flagged`` in the studio;
+        returns how many failed."""
         self.stage("replay", r)
-        failing = replay_stage.failing_prompts(prompts, rewards, self.cfg.replay.threshold, r)
+        failing = replay_stage.failing_prompts(prompts, rewards, self.cfg.replay.threshold, r) + list(flagged)
         self.state["pool"] = replay_stage.update_pool(self.state["pool"], failing, self.cfg.replay)
         self.run.write_json(f"round_{r:03d}/replay.json", {
             "failing": [{"prompt_id": e["record"]["prompt_id"], "cluster": e["cluster"],
                          "mean_reward": round(e["mean_reward"], 4)} for e in failing],
             "pool_clusters": replay_stage.clusters(self.state["pool"])})
         return len(failing)
-
-    def refit_reward_model(self, compared: pa.Table | None, r: int) -> dict:
-        """Stage 7's reward model, refitted at the start of round r's scoring when due (every
-        ``reward_model.refit_every`` rounds) on the buffer: earlier rounds' pairs and this round's human
-        choices (:mod:`ouro_ray.loop.reward_model`)."""
-        rm = self.roles.reward_model
-        if rm is None or not rm.due(r):
-            return {}
-        current = None if compared is None else of_sources(compared, self.cfg.reward_model.pair_sources)
-        buffer, dropped = rm.buffer(self.run, r - 1, current)
-        return {"rm_buffer": buffer.num_rows, "rm_buffer_dropped": dropped, **rm.refit(buffer, r)}
-
-    def keep_pairs(self, candidates: pa.Table, prompts: pa.Table, rewards: pa.Table, constitution: pa.Table,
-                   compared: pa.Table | None, r: int) -> dict:
-        """Round r's pairs for later refits: ranked, the constitution's, the person's."""
-        if self.roles.reward_model is None:
-            return {}
-        pairs = of_sources(round_pairs(candidates, prompts, rewards, self.cfg.scoring.pair_margin, constitution, compared),
-                           self.cfg.reward_model.pair_sources)
-        self.run.write(r, PAIRS, pairs, "pairs")
-        return {"rm_pairs_new": pairs.num_rows}
 
     def teachers(self) -> list:
         """The driver's own teachers beside the judge group: the refitted reward model once it exists."""

@@ -108,6 +108,21 @@ class LoopRewardModel:
         the person's only, so it refits only where a person compared candidates)."""
         return r % self.cfg.refit_every == 0
 
+    def refit_round(self, run: RunDir, human: pa.Table | None, r: int) -> dict[str, float]:
+        """Round r's refit when due, at the start of its scoring: on the buffer of earlier rounds' pairs and
+        this round's human pairs (``human``, of the configured sources); {} when not due."""
+        if not self.due(r):
+            return {}
+        current = None if human is None else of_sources(human, self.cfg.pair_sources)
+        buffer, dropped = self.buffer(run, r - 1, current)
+        return {"rm_buffer": buffer.num_rows, "rm_buffer_dropped": dropped, **self.refit(buffer, r)}
+
+    def keep(self, run: RunDir, pairs: pa.Table, r: int) -> dict[str, float]:
+        """Round r's pairs (:func:`round_pairs`) of the configured sources, kept for later refits."""
+        pairs = of_sources(pairs, self.cfg.pair_sources)
+        run.write(r, PAIRS, pairs, "pairs")
+        return {"rm_pairs_new": pairs.num_rows}
+
     def refit(self, pairs: pa.Table, r: int) -> dict[str, float]:
         """One Bradley-Terry update on ``pairs``; the group loads the new weights before it scores again."""
         from ouro_ray.learner.batches import preference_batch, tokenize_pairs

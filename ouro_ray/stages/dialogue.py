@@ -103,6 +103,7 @@ def append_dialog(record: dict, path: Path) -> None:
     import pyarrow as pa
 
     from ouro_ray.data import read_shard, table_to_records, to_table, write_shard
+    from ouro_ray.data.files import append_line
     from ouro_ray.data.shards import shard_format
 
     table = to_table([record], "dialogs")  # raises before anything is written
@@ -110,17 +111,9 @@ def append_dialog(record: dict, path: Path) -> None:
         old = read_shard(path, "dialogs").table if path.exists() else None
         write_shard(table if old is None else pa.concat_tables([old, table]), path, "dialogs")
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("ab") as fh:
-        if fh.tell() and not _ends_with_newline(path):
-            fh.write(b"\n")  # a hand-edited file without a final newline would glue two records
-        fh.write((json.dumps(table_to_records(table)[0], ensure_ascii=False) + "\n").encode())
-
-
-def _ends_with_newline(path: Path) -> bool:
-    with path.open("rb") as fh:
-        fh.seek(-1, 2)
-        return fh.read(1) == b"\n"
+    # locked, one write, fsync (ouro chat and studio tabs at once lose nothing); a file without a final
+    # newline (hand-edited, or a killed writer's fragment) gets one first, so no two records glue together
+    append_line(path, json.dumps(table_to_records(table)[0], ensure_ascii=False))
 
 
 # ---------------------------------------------------------------- the conversation

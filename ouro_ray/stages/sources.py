@@ -72,6 +72,7 @@ class DialogSource:
 
     def __init__(self, cfg: OuroConfig, run_path: Path):
         self.cfg, self.run_path = cfg, run_path
+        self.chat_quarantined = 0  # bad lines in the chat shard at the last read (quarantined, counted)
         self.files = self._read_files()
         self.train_ids, self.held_ids = self._split()
 
@@ -111,7 +112,8 @@ class DialogSource:
         chat_ids: list[str] = []
         chat_path = self.run_path / CHAT_DIALOGS
         if self.cfg.data.chat and chat_path.is_file():
-            chat = read_shard(chat_path, "dialogs").table
+            read = read_shard(chat_path, "dialogs", quarantine=self.run_path / "chat" / "quarantine.jsonl")
+            chat, self.chat_quarantined = read.table, read.n_bad  # a killed writer's fragment: counted, not fatal
             fresh = [d not in chat_seen for d in chat.column("dialog_id").to_pylist()]
             chat = chat.filter(pa.array(fresh, pa.bool_()))
             chat_ids = chat.column("dialog_id").to_pylist()

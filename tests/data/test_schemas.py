@@ -50,7 +50,8 @@ def test_batch_enumerations_are_checked_inside_nested_columns() -> None:
     dialogs = pa.Table.from_pylist([{"dialog_id": "d", "turns": [{"role": "human", "text": "a"},
                                                                   {"role": "robot", "text": "b"}]}],
                                    schema=SHARDS["dialogs"].schema)
-    with pytest.raises(BatchSchemaError, match=r"dialogs batch from judge/2: row 0: turns\[1\].role: 'robot' is not one of human \| assistant"):
+    with pytest.raises(BatchSchemaError,
+                       match=r"dialogs batch from judge/2: row 0: turns\[1\].role: 'robot' is not one of human \| assistant"):
         validate_batch(dialogs, "dialogs", "judge/2")
     scores = pa.Table.from_pylist([{"prompt_id": "p", "candidate_id": "c", "scores": {}, "reward": 0.0,
                                     "rater": "robot"}], schema=SHARDS["scores"].schema)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-
 from _paths import EXAMPLES
+
 from ouro_ray.data import SHARDS, ShardError, read_shard, scan_shard, table_to_records, to_table, write_shard
 
 # One valid record per kind not covered by data/examples.
