@@ -57,6 +57,15 @@ def _cell(v: dict, digits: int = 1) -> str:
     return f"{v['mean']:.{digits}f} [{v['ci'][0]:.{digits}f}, {v['ci'][1]:.{digits}f}]"
 
 
+def _times(meta: dict) -> str:
+    t = meta.get("human_seconds")
+    if not t:
+        return "A person's label times: not recorded."
+    return (f"A person's label times (human minutes come from them): {t['score']:.1f} s a score "
+            f"({t['source']['score']}), {t['pair']:.1f} s a pair ({t['source']['pair']}); set "
+            "human.times_from=RUN_DIR to use what people took in `ouro studio`.")
+
+
 def markdown(table: dict[str, dict[str, dict]], meta: dict) -> str:
     head = "| arm | " + " | ".join(COLUMNS.values()) + " |"
     rule = "|---" * (len(COLUMNS) + 1) + "|"
@@ -74,7 +83,7 @@ def markdown(table: dict[str, dict[str, dict]], meta: dict) -> str:
         "(the tiny world's ground truth), never the arm's own teachers; the win rate is the evaluation "
         "judge's, both orders; stack hacks are the stress suite against the teachers that trained the final "
         "policy (SFT has none). SFT is round 0 (the initial policy).", "",
-        *(f"- **{arm}**: {ARMS[arm].what}" for arm in table), "",
+        *(f"- **{arm}**: {ARMS[arm].what}" for arm in table), "", _times(meta), "",
         head, rule, *ours, "",
         "## The paper's table (reported without code, data or protocol)", "", *paper, ""])
 

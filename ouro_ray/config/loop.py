@@ -91,6 +91,10 @@ class HumanConfig:
                                     "(reward_model.refit_every), the RLHF arm's labels", ge=0)
     noise: float = param(0.5, "the simulated human's noise: sd of a rubric digit (1-5 scale) and the temperature of "
                               "its pairwise choice on that scale (0: never wrong)", ge=0.0)
+    times_from: str | None = param(None, "an `ouro run` directory where people labelled in `ouro studio`: the "
+                                         "simulated human's seconds per score and per pair become the medians "
+                                         "measured there (5 or more labels of a kind; else that kind's setting "
+                                         "above stays, and the run says so)")
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ and answers like a careful but imperfect rater:
   on the two answers' true quality on the 1..5 scale with temperature ``noise``): the clearly better
   answer nearly always, a near tie about half the time.
 
-Each label costs ``seconds_per_score`` or ``seconds_per_pair`` from the round's budget; a label the
+Each label costs ``seconds_per_score`` or ``seconds_per_pair`` from the round's budget (or the median
+time people took per label in the studio of another run, ``human.times_from``); a label the
 budget cannot pay for is not given (the caller counts it), and an answer to a prompt the ground
 truth cannot place is skipped and counted (``unplaced``): a simulated person knows only the world.
 It shares the ground truth with the independent grade (:class:`ouro_ray.eval.grade.OracleGrader`),
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import math
 import random
+import statistics
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -35,6 +37,36 @@ from ouro_ray.judges.protocol import JudgeItem, JudgeScore
 
 RUBRIC = ("helpful", "honest", "persona")
 """The dimensions a person scores (the LLM judge's default rubric)."""
+
+
+MIN_MEASURED = 5
+"""Fewest studio labels of a kind whose median time replaces the configured one (``human.times_from``)."""
+
+
+def label_times(cfg: HumanConfig) -> dict:
+    """Seconds per score and per pair: the medians people took in the studio of ``human.times_from`` (a kind
+    with fewer than :data:`MIN_MEASURED` labels keeps its configured time), and where each came from."""
+    times = {"score": cfg.seconds_per_score, "pair": cfg.seconds_per_pair, "source": {"score": "configured",
+                                                                                       "pair": "configured"}}
+    if cfg.times_from is None:
+        return times
+    from pathlib import Path
+
+    from ouro_ray.data.studio import StudioLog
+
+    if not (Path(cfg.times_from) / "config.yaml").is_file():
+        raise ValueError(f"human.times_from = {cfg.times_from!r}: not an `ouro run` directory (no config.yaml); fix: "
+                         "name the run directory people labelled in with `ouro studio`")
+    log = StudioLog(cfg.times_from)
+    for kind, records in (("score", "scores"), ("pair", "pairs")):
+        seconds = log.seconds(records)
+        if len(seconds) >= MIN_MEASURED:
+            times[kind] = float(statistics.median(seconds))
+            times["source"][kind] = f"median of {len(seconds)} studio labels in {cfg.times_from}"
+        else:
+            times["source"][kind] = (f"configured ({len(seconds)} studio {records} in {cfg.times_from}, fewer than "
+                                     f"{MIN_MEASURED})")
+    return times
 
 
 def rubric_reward(digits: dict[str, int]) -> float:
@@ -87,6 +119,8 @@ class SimulatedHuman:
     def __init__(self, cfg: HumanConfig, seed: int, ledger: Ledger | None = None):
         self.cfg, self.seed = cfg, seed
         self.ledger = ledger or Ledger()
+        self.times = label_times(cfg)
+        self.seconds_per_score, self.seconds_per_pair = self.times["score"], self.times["pair"]
         self.open_round(0)
 
     def open_round(self, round_index: int) -> None:
@@ -117,7 +151,7 @@ class SimulatedHuman:
             if truth is None:
                 self.ledger.unplaced += 1
                 continue
-            if not self._pay(self.cfg.seconds_per_score):
+            if not self._pay(self.seconds_per_score):
                 continue
             self.ledger.scores += 1
             digits = {d: self._digit(truth[d]) for d in RUBRIC}
@@ -136,7 +170,7 @@ class SimulatedHuman:
                 self.ledger.unplaced += 1
                 out.append(None)
                 continue
-            if not self._pay(self.cfg.seconds_per_pair):
+            if not self._pay(self.seconds_per_pair):
                 out.append(None)
                 continue
             self.ledger.pairs += 1

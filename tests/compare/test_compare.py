@@ -90,6 +90,7 @@ def test_compare_writes_the_table_and_resumes_per_arm(tmp_path):
         assert (out / f"compare.{ext}").stat().st_size > 0
     md = (out / "compare.md").read_text()
     assert "| rlaif | 71.0 [" in md and "The paper's table" in md and "| ouroboros |" not in md.split("## The")[0]
+    assert "45.0 s a score (configured), 20.0 s a pair (configured)" in md  # where the human minutes come from
     assert json.loads((out / "compare.json").read_text())["per_seed"]["rlhf"][2]["fact_f1"] == pytest.approx(62.0)
 
     # run again: every arm and seed finished before is read, none rerun

@@ -97,3 +97,24 @@ def test_label_review_lets_the_person_decide_only_the_queued_candidates():
     rewards = after.rewards.to_pylist()
     assert labelled == 1 and [r["source"] for r in rewards] == ["teachers", "human", "teachers"]
     assert rewards[1]["reward"] == pytest.approx(-1 / 3) and rewards[0]["reward"] == pytest.approx(0.9)
+
+
+def test_label_times_come_from_the_studio_when_people_labelled_enough(tmp_path):
+    from ouro_ray.data.studio import StudioLog
+    from ouro_ray.judges.human import label_times
+
+    (tmp_path / "config.yaml").write_text("seed: 0\n")
+    log = StudioLog(tmp_path)
+    for s in (10.0, 50.0, 30.0, 20.0, 40.0):  # median 30
+        log.append("scores", {"round": 0, "prompt_id": "p", "candidate_id": "c", "seconds": s,
+                              "scores": {"helpful": 3, "honest": 3, "persona": 3}})
+    for s in (5.0, 7.0):  # too few pairs: the configured time stays, and the source says why
+        log.append("pairs", {"round": 0, "prompt_id": "p", "chosen": "a", "rejected": "b", "seconds": s})
+    cfg = HumanConfig(simulated=True, seconds_per_pair=20.0, times_from=str(tmp_path))
+    times = label_times(cfg)
+    assert times["score"] == 30.0 and "median of 5 studio labels" in times["source"]["score"]
+    assert times["pair"] == 20.0 and "fewer than 5" in times["source"]["pair"]
+    person = SimulatedHuman(cfg, seed=0)
+    assert person.seconds_per_score == 30.0 and person.seconds_per_pair == 20.0
+    with pytest.raises(ValueError, match="human.times_from = .*not an `ouro run` directory"):
+        label_times(HumanConfig(times_from=str(tmp_path / "nowhere")))
