@@ -58,7 +58,7 @@ def build_judges(cfg: JudgesConfig, model_dir: str | None) -> tuple[list[Judge],
         from ouro_ray.judges.http import HTTPJudge
 
         h = cfg.http
-        judges.append(HTTPJudge(h.base_url, h.model, dimensions=h.dimensions, api_key=h.api_key, timeout_s=h.timeout_s,
+        judges.append(HTTPJudge(h.base_url, h.model, dimensions=h.dimensions, api_key=h.key_source, timeout_s=h.timeout_s,
                                 max_retries=h.max_retries, max_in_flight=h.max_in_flight,
                                 top_logprobs=h.top_logprobs, batch_size=h.batch_size, api=h.api))
     if cfg.reward_model.path:

@@ -40,7 +40,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    from ouro_ray.config import OuroConfig, explain, load_config, to_dict
+    from ouro_ray.config import OuroConfig, explain, load_config, public_dict
 
     if args.explain:
         for row in explain(OuroConfig):
@@ -49,7 +49,7 @@ def cmd_config(args: argparse.Namespace) -> int:
         return 0
     config_path, overrides = split_args(args.args, "config file")
     cfg = load_config(config_path, overrides)
-    print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
+    print(yaml.safe_dump(public_dict(cfg), sort_keys=False), end="")
     return 0
 
 

@@ -82,10 +82,12 @@ def compare(config: str | None, overrides: list[str], arms: Sequence[str], seeds
             if "sft" in arms and arm == sft_from:
                 per_seed["sft"].append(run_figures(history, final=False))
     table = report.aggregate(per_seed)
+    from ouro_ray.config.judges import redact_overrides
     from ouro_ray.judges.human import label_times
 
-    meta = {"config": config, "overrides": list(overrides), "quick": quick, "seeds": seeds, "rounds": base.rounds,
-            "pairs_per_round": pairs, "arms": arms, "sft_from": sft_from, "human_seconds": label_times(base.human)}
+    meta = {"config": config, "overrides": redact_overrides(list(overrides)), "quick": quick, "seeds": seeds,
+            "rounds": base.rounds, "pairs_per_round": pairs, "arms": arms, "sft_from": sft_from,
+            "human_seconds": label_times(base.human)}
     for path in report.write(out, table, per_seed, meta):
         say(f"wrote {path}")
     return {"meta": meta, "arms": table, "per_seed": per_seed}

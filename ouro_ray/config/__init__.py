@@ -6,9 +6,15 @@ from pathlib import Path
 from typing import Sequence
 
 from ouro_ray.config.fields import ConfigError, FieldInfo, build, explain, param, to_dict
+from ouro_ray.config.judges import redact
 from ouro_ray.config.loader import apply_overrides, read_yaml
 from ouro_ray.config.loader import load as _load
 from ouro_ray.config.schema import TINY_WORLD, ClusterConfig, ModelConfig, OuroConfig
+
+
+def public_dict(cfg: OuroConfig) -> dict:
+    """``to_dict(cfg)`` with secrets redacted: what every file and printout of a config holds."""
+    return redact(to_dict(cfg))
 
 
 def load_config(path: Path | str | None, overrides: Sequence[str] = ()) -> OuroConfig:
@@ -17,6 +23,6 @@ def load_config(path: Path | str | None, overrides: Sequence[str] = ()) -> OuroC
 
 
 __all__ = [
-    "ConfigError", "FieldInfo", "build", "explain", "param", "to_dict", "apply_overrides", "read_yaml",
+    "ConfigError", "FieldInfo", "build", "explain", "param", "to_dict", "public_dict", "apply_overrides", "read_yaml",
     "load_config", "TINY_WORLD", "ClusterConfig", "ModelConfig", "OuroConfig",
 ]

@@ -44,6 +44,29 @@ class ConstitutionConfig:
                                "(0: every candidate); the others get no constitution verdict", ge=0)
 
 
+REDACTED = "<redacted>"
+"""What a literal API key becomes in every file and printout."""
+
+
+def redact(config: dict) -> dict:
+    """A config dict (``to_dict``) with secrets replaced: a literal ``judges.http.api_key`` (not ``env:VAR``)."""
+    http = config.get("judges", {}).get("http", {})
+    key = http.get("api_key")
+    if key is None or str(key).startswith("env:") or key == REDACTED:
+        return config
+    return {**config, "judges": {**config["judges"], "http": {**http, "api_key": REDACTED}}}
+
+
+def redact_overrides(overrides: list[str]) -> list[str]:
+    """``key=value`` overrides with a literal ``judges.http.api_key`` value redacted (for files and logs)."""
+    out = []
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        secret = sep and key.strip() == "judges.http.api_key" and not value.strip().startswith(("env:", "null"))
+        out.append(f"{key}={REDACTED}" if secret else item)
+    return out
+
+
 @dataclass(frozen=True)
 class HTTPJudgeConfig:
     """An LLM judge behind any OpenAI-compatible completions or chat endpoint (vLLM server, hosted API, ouro serve)."""
@@ -52,13 +75,32 @@ class HTTPJudgeConfig:
     model: str = param("", "model name sent with each request")
     api: Literal["completions", "chat"] = param("completions", "API to speak: completions (/v1/completions, batched "
                                                 "raw prompts) or chat (/v1/chat/completions, for chat-only servers)")
-    api_key: str | None = param(None, "API key, or 'env:VAR' to read it from $VAR (null: none)")
+    api_key: str | None = param(None, "API key, or 'env:VAR' to read it from $VAR (null: none). A literal key is "
+                                      "never written out (RUN_DIR/config.yaml, reports, `ouro config` show "
+                                      f"{REDACTED!r}): prefer api_key_env")
+    api_key_env: str | None = param(None, "name of the environment variable that holds the API key (nothing "
+                                          "secret in any file)")
     dimensions: tuple[Dimension, ...] = param(("helpful", "honest", "persona"), "rubric dimensions it scores")
     timeout_s: float = param(30.0, "socket timeout of one request", gt=0.0)
     max_retries: int = param(3, "retries of a failed request (connection errors, timeouts, 429, 5xx)", ge=0)
     max_in_flight: int = param(8, "most requests in flight at once, per judge worker", ge=1)
     top_logprobs: int = param(20, "top-k logprobs requested to read the score tokens", ge=1, le=20)
     batch_size: int = param(8, "prompts per request (api=completions; chat sends one per request)", ge=1)
+
+    def checks(self) -> list[tuple[str, str]]:
+        if self.api_key == REDACTED:
+            return [("judges.http.api_key", "judges.http.api_key was redacted when this config was written (a "
+                     "literal key is never saved); fix: pass it again (judges.http.api_key=KEY), or better "
+                     "judges.http.api_key_env=VAR with the key in $VAR")]
+        if self.api_key is not None and self.api_key_env is not None:
+            return [("judges.http.api_key_env", "judges.http.api_key and api_key_env are both set; fix: keep one "
+                     "(api_key_env: the key stays out of every file)")]
+        return []
+
+    @property
+    def key_source(self) -> str | None:
+        """What the HTTP judge resolves: the key, ``env:VAR``, or None."""
+        return self.api_key if self.api_key is not None else (f"env:{self.api_key_env}" if self.api_key_env else None)
 
 
 @dataclass(frozen=True)

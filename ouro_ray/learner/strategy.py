@@ -83,7 +83,7 @@ class LocalStrategy:
 
     def load_state(self, root: Path) -> None:
         if (root / OPTIMIZER_FILE).is_file():
-            self.optimizer.load_state_dict(torch.load(root / OPTIMIZER_FILE, weights_only=False))
+            self.optimizer.load_state_dict(torch.load(root / OPTIMIZER_FILE, weights_only=True))  # no code runs on load
 
 
 class DDPStrategy(LocalStrategy):

@@ -11,7 +11,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import yaml
 
-from ouro_ray.config import OuroConfig, load_config, to_dict
+from ouro_ray.config import OuroConfig, load_config, public_dict
 from ouro_ray.loop.rundir import RunDir
 
 HELD_OUT = "heldout.parquet"
@@ -61,11 +61,11 @@ def open_run(config: str | None, overrides: list[str], out: str | None, resume: 
         cfg = load_config(run.config_path, overrides)
         check_run_config(cfg)
         if overrides:  # e.g. more rounds: the run directory keeps what it now runs with
-            run.path.joinpath("config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+            run.path.joinpath("config.yaml").write_text(yaml.safe_dump(public_dict(cfg), sort_keys=False))
         return cfg, run
     cfg = load_config(config, overrides)
     check_run_config(cfg)
-    return cfg, RunDir(out or default_out()).create(to_dict(cfg))
+    return cfg, RunDir(out or default_out()).create(public_dict(cfg))
 
 
 def held_out(cfg: OuroConfig, run: RunDir, source) -> Any:
@@ -144,7 +144,7 @@ def report(cfg: OuroConfig, run_dir: RunDir, history: list[dict], console) -> No
     rep.write_history_csv(history, run_dir.path / "training_history.csv")
     rep.plot_rounds(history, run_dir.path / "metrics.png", title=f"ouro run {run_dir.path.name}")
     if history[0].get("safety") is not None:
-        rep.write_safety_report(history, to_dict(cfg), run_dir.path / "safety_report.json",
+        rep.write_safety_report(history, public_dict(cfg), run_dir.path / "safety_report.json",
                                 threshold=cfg.evaluation.safety_threshold)
     if not console.is_terminal:  # a log file: no need to squeeze the table into 80 columns
         from rich.console import Console
