@@ -1,5 +1,6 @@
 # ouro-ray: three targets, each idempotent and working from a fresh clone.
-#   make install   .venv with the project (editable) and its test extra
+#   make install   .venv with the project (editable) and its test extra; as root also Debian's chromium
+#                  (the studio's browser test drives it)
 #   make demo      install, then the main job on the tiny world
 #   make test      install, then the test suite
 SHELL := /bin/bash
@@ -15,9 +16,9 @@ HAS_CUDA := $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1)
 EXTRAS := $(if $(HAS_CUDA),test$(,)gpu,test)
 STAMP := $(VENV)/.ouro-installed-$(if $(HAS_CUDA),gpu,cpu)
 
-.PHONY: install demo test
+.PHONY: install demo test chromium
 
-install: $(STAMP)
+install: $(STAMP) chromium
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +28,15 @@ $(STAMP): pyproject.toml Makefile
 	$(if $(HAS_CUDA),,$(BIN)/python -m pip install -q setuptools wheel && \
 		DS_BUILD_OPS=0 $(BIN)/python -m pip install -q --no-build-isolation 'deepspeed>=0.19.8')
 	@touch $@
+
+# The studio's browser test (tests/studio/test_studio_browser.py) drives Debian's Chromium through Playwright,
+# which cannot download its own browser offline. Installed with apt-get when missing and we are root.
+chromium:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
+	else echo "note: Debian's chromium is not installed and this is not root (or not Debian): the studio's browser" \
+		"test will skip; install it with: sudo apt-get install chromium chromium-driver"; fi
 
 demo: install
 	$(BIN)/ouro run configs/tiny.yaml

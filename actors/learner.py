@@ -12,6 +12,7 @@ new trainer. ``num_workers: 0`` runs the same ``PolicyLearner`` in the driver.
 from __future__ import annotations
 
 import asyncio
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,23 @@ class LearnerChannel:
         self.tasks: list[dict[str, Any]] = []
         self.results: dict[int, dict[str, Any]] = {}
         self._changed = asyncio.Condition()
+        self.starts = 0  # worker-group starts (Ray Train restarts the group after a worker dies)
+        self.pids: dict[int, int] = {}  # rank -> process id of the live group's workers
+
+    async def start(self, rank: int, pid: int) -> int:
+        """A (re)started worker checks in; returns the first task not finished: the one a dead worker left
+        (redone from the checkpoint), or the next to come."""
+        async with self._changed:
+            self.starts += rank == 0
+            self.pids[rank] = pid
+            return next((i for i, t in enumerate(self.tasks) if t.get("kind") != "done"), len(self.tasks))
+
+    async def restarts(self) -> int:
+        """How many times Ray Train restarted the worker group."""
+        return max(0, self.starts - 1)
+
+    async def worker_pids(self) -> dict[int, int]:
+        return dict(self.pids)
 
     async def submit(self, task: dict[str, Any]) -> int:
         async with self._changed:
@@ -64,27 +82,49 @@ def _publish(learner: PolicyLearner, store: Any, rank: int) -> None:
             publish_weights(store, learner.policy, learner.version)
 
 
-def _checkpoint(learner: PolicyLearner, task: dict[str, Any]):
+UPDATE_METRICS = "update_metrics.json"
+"""The metrics of the update a checkpoint holds: a restarted worker answers with them when its checkpoint
+already has the update the dead worker made but could not report (never applied twice)."""
+
+
+def _checkpoint(learner: PolicyLearner, task: dict[str, Any], metrics: dict[str, Any]):
+    import json
+
     import ray.train
 
     if not task.get("checkpoint"):
         return None
     path = learner.save(Path(tempfile.mkdtemp(prefix="ouro-ckpt-")))
+    (path / UPDATE_METRICS).write_text(json.dumps({k: v for k, v in metrics.items() if isinstance(v, (int, float))}))
     # DeepSpeed: every rank holds a ZeRO partition, so every rank reports its files (merged by Ray Train).
     sharded = learner.cfg.strategy == "deepspeed"
     return ray.train.Checkpoint.from_directory(str(path)) if learner.rank == 0 or sharded else None
 
 
 def _resume_dir(config: dict[str, Any]) -> str | None:
-    """Ray Train's checkpoint after a worker-group restart, else the run's latest (found by the driver)."""
+    """Ray Train's checkpoint after a worker-group restart; else the newest under the learner's storage (a
+    group restarted before Ray Train registered the last report finds it there); else none (a fresh start)."""
     import ray.train
 
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is None:
-        return config.get("resume_from")
+        newest = latest_checkpoint(Path(config["checkpoints"]))
+        return str(newest) if newest is not None else None
     local = Path(tempfile.mkdtemp(prefix="ouro-resume-"))
     checkpoint.to_directory(str(local))
     return str(local)
+
+
+def _done_before(learner: PolicyLearner, task: dict[str, Any], resumed: str | None) -> dict[str, Any] | None:
+    """The task's metrics when the checkpoint this worker resumed from already holds its update (a worker
+    died after checkpointing it, before answering): the update is not applied twice. None: do it."""
+    import json
+
+    if task.get("base_version") is None or learner.version <= task["base_version"]:
+        return None
+    path = Path(resumed or "") / UPDATE_METRICS
+    metrics = json.loads(path.read_text()) if resumed and path.is_file() else {}
+    return {**metrics, "version": float(learner.version)}
 
 
 def _task_batch(task: dict[str, Any], rank: int):
@@ -128,9 +168,12 @@ def learner_loop(config: dict[str, Any]) -> None:
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     device = f"cuda:{torch.cuda.current_device()}" if torch.cuda.is_available() else "cpu"
+    resumed = _resume_dir(config)
     learner = PolicyLearner(config["cfg"], config["model_dir"], seed=config["seed"], rank=rank, world_size=world,
-                            device=device, resume_from=_resume_dir(config))
-    channel, store, index = config["channel"], config["store"], config["start_index"]
+                            device=device, resume_from=resumed)
+    channel, store = config["channel"], config["store"]
+    # a restarted group starts at the task a dead worker left unfinished: it is redone from the checkpoint
+    index = ray.get(channel.start.remote(rank, os.getpid()), timeout=60)
     _publish(learner, store, rank)  # a (re)started learner republishes what it holds
     while True:
         task = ray.get(channel.next_task.remote(index, 5.0), timeout=60)
@@ -139,11 +182,13 @@ def learner_loop(config: dict[str, Any]) -> None:
         if task["kind"] == "stop":
             return
         try:
-            ptx = ray.get(task["ptx"][0], timeout=600) if task.get("ptx") else None
-            batch, shard_rows = _task_batch(task, rank)
-            metrics = learner.update(batch, task.get("producer", "the driver"), ptx, shard_rows)
-            _publish(learner, store, rank)
-            ray.train.report(metrics, checkpoint=_checkpoint(learner, task))
+            metrics = _done_before(learner, task, resumed)
+            if metrics is None:
+                ptx = ray.get(task["ptx"][0], timeout=600) if task.get("ptx") else None
+                batch, shard_rows = _task_batch(task, rank)
+                metrics = learner.update(batch, task.get("producer", "the driver"), ptx, shard_rows)
+                _publish(learner, store, rank)
+                ray.train.report(metrics, checkpoint=_checkpoint(learner, task, metrics))
         except Exception as exc:
             if rank == 0:
                 ray.get(channel.finish.remote(index, {"error": portable_error(exc)}), timeout=60)

@@ -72,7 +72,7 @@ class LearnerGroup:
 
     def _start_trainer(self, model_dir: str, seed: int, name: str, prefix: str, resume: Path | None) -> None:
         import ray
-        from ray.train import CheckpointConfig, RunConfig, ScalingConfig
+        from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
         from ray.train.torch import TorchConfig, TorchTrainer
 
         cfg = self.cfg
@@ -81,12 +81,12 @@ class LearnerGroup:
         trainer = TorchTrainer(
             learner_loop,
             train_loop_config={"cfg": cfg, "model_dir": str(model_dir), "seed": seed, "channel": self.channel,
-                               "store": self.store, "start_index": 0,
-                               "resume_from": str(resume) if resume else None},
+                               "store": self.store, "checkpoints": str(self.run_dir)},
             scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=use_gpu,
                                          resources_per_worker={"CPU": cfg.num_cpus_per_worker}),
             run_config=RunConfig(name=name, storage_path=str(self.run_dir.parent),
-                                 checkpoint_config=CheckpointConfig(num_to_keep=cfg.keep_checkpoints)),
+                                 checkpoint_config=CheckpointConfig(num_to_keep=cfg.keep_checkpoints),
+                                 failure_config=FailureConfig(max_failures=cfg.max_failures)),
             torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
         )
         self._failure: BaseException | None = None
@@ -115,7 +115,7 @@ class LearnerGroup:
             return self._update_local(_as_table(batch), producer, checkpoint, ptx)
         import ray
 
-        task = {"kind": self.cfg.algo, "checkpoint": checkpoint, "producer": producer,
+        task = {"kind": self.cfg.algo, "checkpoint": checkpoint, "producer": producer, "base_version": self.version,
                 "ptx": None if ptx is None else [ray.put(ptx)]}
         task |= _dataset_task(batch, self.cfg.num_workers) if _is_dataset(batch) else {"box": [ray.put(batch)]}
         index = ray.get(self.channel.submit.remote(task), timeout=60)
@@ -123,7 +123,7 @@ class LearnerGroup:
         if "error" in result:
             raise role_error(result["error"], "learner", "ray-train/rank-0", "update")
         self.version = int(result["version"])
-        return result
+        return {**result, "learner_restarts": float(ray.get(self.channel.restarts.remote(), timeout=60))}
 
     def _wait(self, index: int) -> dict[str, Any]:
         import ray

@@ -69,8 +69,23 @@ def test_unusable_model_or_output_exits_2_with_the_fix(tmp_path, tiny_model_dir,
     (tmp_path / "run.json").write_text("{}")
     assert main(["chat", "--model", str(tmp_path)]) == 2
     assert "has not finished a round yet" in capsys.readouterr().err
+    (tmp_path / "config.yaml").write_text(f"model:\n  path: {tiny_model_dir}\n")
+    (tmp_path / "state.json").write_text('{"policy_version": 2}')
+    assert main(["chat", "--model", str(tmp_path)]) == 2  # updated, and its policy is gone: say so
+    assert "has not finished a round yet" in capsys.readouterr().err
     assert main(["chat", "--model", tiny_model_dir, "--out", str(tmp_path / "d.txt")]) == 2
     assert "unknown shard format" in capsys.readouterr().err
+
+
+def test_a_run_before_its_first_update_chats_with_the_model_it_started_from(tmp_path, tiny_model_dir):
+    from ouro_ray.models.resolve import resolve_model
+
+    (tmp_path / "run.json").write_text("{}")
+    (tmp_path / "config.yaml").write_text(f"model:\n  path: {tiny_model_dir}\n")
+    resolved = resolve_model(tmp_path)  # no state.json yet: the run has not updated its policy
+    assert resolved.model_dir == Path(tiny_model_dir) and resolved.run_dir == tmp_path
+    (tmp_path / "state.json").write_text('{"policy_version": 0, "completed_rounds": 1}')  # a round whose update was skipped
+    assert resolve_model(tmp_path).model_dir == Path(tiny_model_dir)
 
 
 def test_dialogues_append_to_parquet_and_empty_dialogues_are_not_saved(tmp_path, capsys):

@@ -105,6 +105,9 @@ class LearnerConfig:
     storage_path: str | None = param(None, "where Ray Train keeps checkpoints (null: <run dir>/train)")
     keep_checkpoints: int = param(2, "most recent checkpoints kept", ge=1)
     call_timeout_s: float = param(1800.0, "longest wait for one update", gt=0.0)
+    max_failures: int = param(3, "Ray Train restarts of the worker group after a learner worker dies; each resumes "
+                                 "from the last checkpoint and redoes the interrupted update (0: a dead worker stops "
+                                 "the run)", ge=0)
 
     def checks(self) -> list[tuple[str, str]]:
         if self.algo == "rm" and self.lora.enabled:

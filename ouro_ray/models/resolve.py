@@ -3,7 +3,8 @@
 A model spec is one of:
 
 - ``tiny-world``: the tiny world's policy, built from the world config (or found in its cache);
-- an ``ouro run`` directory (it holds ``run.json``): the run's current policy, ``RUN_DIR/policy``;
+- an ``ouro run`` directory (it holds ``run.json``): the run's current policy, ``RUN_DIR/policy`` (before its
+  first update, the model its config starts from);
 - a learner checkpoint (``learner_state.json`` beside ``policy/``): the checkpoint's policy;
 - any Hugging Face model directory (it holds ``config.json``).
 
@@ -53,6 +54,8 @@ def resolve_model(spec: str | Path, world: WorldConfig | None = None, seed: int 
     path = Path(spec).expanduser()
     if (path / RUN_MARKER).is_file():
         policy = path / RUN_POLICY_DIR
+        if not (policy / "config.json").is_file() and _not_updated(path):
+            return _initial_model(path, progress, key)  # no update yet: the current policy is the one it started from
         if not (policy / "config.json").is_file():
             raise ModelNotFoundError(
                 f"{key} = {str(spec)!r}: a run directory without a full policy at {policy} (the run has not finished "
@@ -68,3 +71,21 @@ def resolve_model(spec: str | Path, world: WorldConfig | None = None, seed: int 
         f"{key} = {str(spec)!r}: no model there (no config.json, no {RUN_MARKER}, no {CHECKPOINT_MARKER}); fix: name "
         f"a Hugging Face model directory (one saved with save_pretrained), an `ouro run` directory, a learner "
         f"checkpoint or '{TINY_WORLD}'")
+
+
+def _not_updated(run: Path) -> bool:
+    """Whether a run (with its config.yaml) has not updated its policy yet: no state.json yet, or policy_version 0."""
+    import json
+
+    state = run / "state.json"
+    if not (run / "config.yaml").is_file():
+        return False
+    return not state.is_file() or json.loads(state.read_text(encoding="utf-8")).get("policy_version", 0) == 0
+
+
+def _initial_model(run: Path, progress: Callable[[str], None], key: str) -> ResolvedModel:
+    """The model a run started from (its config's ``model.path``), as the run's current policy."""
+    from ouro_ray.config import load_config
+
+    cfg = load_config(run / "config.yaml")
+    return ResolvedModel(resolve_model(cfg.model.path, cfg.world, cfg.seed, progress, key).model_dir, run)

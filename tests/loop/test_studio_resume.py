@@ -1,7 +1,8 @@
-"""End to end: a real `ouro run` (one round, on the session's Ray cluster), then what a person does in the
-studio (a chat, a summary edit, review scores, a pair, an arena vote), then `ouro run --resume RUN_DIR
-rounds=2`: the second round reads every record, its metrics count them, the chat dialogue and the edited
-dialogue go through distill and the labyrinth, and the person's pairs reach the DPO preference batch."""
+"""End to end: a real `ouro run` (one round, on the session's Ray cluster), then what a person does in
+`ouro studio` through its HTTP API (a chat with the run's policy, a summary edit, review scores, a pair, an
+arena vote), then `ouro run --resume RUN_DIR rounds=2`: the second round reads every record, its metrics
+count them, the chat dialogue and the edited dialogue go through distill and the labyrinth, and the
+person's pairs reach the DPO preference batch."""
 
 from __future__ import annotations
 
@@ -26,38 +27,47 @@ def _overrides(model_dir: str, port: int) -> list[str]:
 
 
 def test_the_resumed_round_reads_every_studio_record(ray_cluster, serve_info, tiny_model_dir, tmp_path):
-    from ouro_ray.data.studio import StudioLog
+    from ouro_ray.data.studio import summary_version
     from ouro_ray.loop.run import open_run, run
-    from ouro_ray.stages.dialogue import RUN_CHAT_SHARD, append_dialog
 
     console = Console(file=open(tmp_path / "console.txt", "w"), width=160)
     cfg, run_dir = open_run(None, _overrides(tiny_model_dir, serve_info.port), str(tmp_path / "run"), None)
     run(cfg, run_dir, console=console)
     path = run_dir.path
 
-    # what a person does in the studio between the rounds
-    studio = StudioLog(path)
-    append_dialog({"dialog_id": "chat-studio-1", "turns": [
-        {"role": "human", "text": "What does the Tamsin battery store?"},
-        {"role": "assistant", "text": "The Tamsin battery stores 5 kilowatt-hours."}]}, path / RUN_CHAT_SHARD)
-    studio.append("chats", {"dialog_id": "chat-studio-1", "exchanges": 1, "seconds": 40.0})
-    summary = pq.read_table(path / "round_000" / "summaries.parquet").to_pylist()[0]
-    fact = "A fact the person added in the studio."
-    studio.append("summaries", {"dialog_id": summary["dialog_id"], "round": 0, "base": "b", "seconds": 50.0,
-                                "facts": [*summary["facts"], fact], "logic": summary["logic"],
-                                "persona": summary["persona"]})
-    review = [json.loads(line) for line in (path / "review.jsonl").read_text().splitlines()]
-    assert review, "the round queued nothing for review"
-    item = review[0]
-    candidates = pq.read_table(path / "round_000" / "candidates.parquet").to_pylist()
-    other = next(c for c in candidates if c["prompt_id"] == item["prompt_id"] and c["candidate_id"] != item["candidate_id"]
-                 and c["text"] != item["candidate"])
-    studio.append("scores", {"round": 0, "prompt_id": item["prompt_id"], "candidate_id": item["candidate_id"],
-                             "scores": {"helpful": 1, "honest": 1, "persona": 2}, "seconds": 20.0})
-    studio.append("pairs", {"round": 0, "prompt_id": item["prompt_id"], "chosen": other["candidate_id"],
-                            "rejected": item["candidate_id"], "seconds": 15.0})
-    studio.append("votes", {"left": "round 0", "right": "round 1", "prompt_id": "p", "candidate_id": "c0",
-                            "winner": "right", "seconds": 10.0})
+    # what a person does in the studio between the rounds, through its HTTP API (as the pages' script sends it)
+    from fastapi.testclient import TestClient
+
+    from ouro_ray.studio.app import create_app
+
+    token = "t" * 32
+    with TestClient(create_app(path, token=token), headers={"X-Ouro-Token": token}) as studio:
+        def post(route: str, body: dict) -> dict:
+            answer = studio.post(f"/api/{route}", json=body)
+            assert answer.status_code == 200, (route, answer.text)
+            return answer.json()
+
+        question = "What does the Tamsin battery store?"
+        reply = post("chat/reply", {"turns": [], "message": question})["reply"]  # the run's policy answers
+        turns = [{"role": "human", "text": question}, {"role": "assistant", "text": reply}]
+        chat_id = post("chat/save", {"turns": turns, "seconds": 40.0})["dialog_id"]
+        summary = pq.read_table(path / "round_000" / "summaries.parquet").to_pylist()[0]
+        fact = "A fact the person added in the studio."
+        post("summaries", {"dialog_id": summary["dialog_id"], "round": 0, "base": summary_version(summary),
+                           "facts": [*summary["facts"], fact], "logic": summary["logic"],
+                           "persona": summary["persona"], "seconds": 50.0})
+        review = [json.loads(line) for line in (path / "review.jsonl").read_text().splitlines()]
+        assert review, "the round queued nothing for review"
+        item = review[0]
+        candidates = pq.read_table(path / "round_000" / "candidates.parquet").to_pylist()
+        other = next(c for c in candidates if c["prompt_id"] == item["prompt_id"]
+                     and c["candidate_id"] != item["candidate_id"] and c["text"] != item["candidate"])
+        post("scores", {"round": 0, "prompt_id": item["prompt_id"], "candidate_id": item["candidate_id"],
+                        "scores": {"helpful": 1, "honest": 1, "persona": 2}, "seconds": 20.0})
+        post("pairs", {"round": 0, "prompt_id": item["prompt_id"], "chosen": other["candidate_id"],
+                       "rejected": item["candidate_id"], "seconds": 15.0})
+        match = post("arena/match", {"a": "round 0", "b": "round 1"})
+        post("arena/vote", {"match_id": match["match_id"], "winner": "right", "seconds": 10.0})
 
     cfg, run_dir = open_run(None, ["rounds=2"], None, str(path))
     history = run(cfg, run_dir, console=console)
@@ -67,7 +77,7 @@ def test_the_resumed_round_reads_every_studio_record(ray_cluster, serve_info, ti
     assert m["studio_minutes"] == pytest.approx((40 + 50 + 20 + 15 + 10) / 60)
     assert "human_pairs_unused" not in m  # DPO trains on them
     dialogs = pq.read_table(path / "round_001" / "dialogs.parquet").column("dialog_id").to_pylist()
-    assert "chat-studio-1" in dialogs and summary["dialog_id"] in dialogs
+    assert chat_id in dialogs and summary["dialog_id"] in dialogs
     summaries = {s["dialog_id"]: s for s in pq.read_table(path / "round_001" / "summaries.parquet").to_pylist()}
     assert fact in summaries[summary["dialog_id"]]["facts"]
     batch = pq.read_table(path / "round_001" / "preference_batch.parquet")
