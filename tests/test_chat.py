@@ -117,3 +117,21 @@ def test_a_long_conversation_keeps_its_last_tokens_and_a_too_long_answer_is_refu
     assert isinstance(policy.reply(turns, 0), str)  # ~700 tokens cut to the last 248: no position overflow
     with pytest.raises(ChatUsageError, match="rollout.sampling.max_new_tokens = 256"):
         ChatPolicy(Path(tiny_model_dir), SamplingConfig(max_new_tokens=256), seed=0)
+
+
+def test_a_conversation_longer_than_the_context_drops_its_oldest_tokens_counted_and_logged(tiny_model_dir, caplog):
+    import dataclasses
+    import json as _json
+
+    from ouro_ray.config.roles import SamplingConfig
+    from ouro_ray.stages.dialogue import ChatPolicy
+
+    positions = _json.loads((Path(tiny_model_dir) / "config.json").read_text())["max_position_embeddings"]
+    sampling = dataclasses.replace(SamplingConfig(), max_new_tokens=positions - 8)  # 8 tokens of context left
+    policy = ChatPolicy(Path(tiny_model_dir), sampling, seed=0)
+    policy.reply([{"role": "human", "text": "Hi."}], 0)
+    assert policy.dropped_tokens == 0
+    long = " ".join(["What is the Orlin bridge?"] * 6)
+    with caplog.at_level("WARNING"):
+        policy.reply([{"role": "human", "text": long}], 1)
+    assert policy.dropped_tokens > 0 and f"the oldest {policy.dropped_tokens} were left out" in caplog.text

@@ -106,15 +106,15 @@ class Loop:
     def experience(self, r: int) -> Experience:
         """Steps 1-5 and 7 of round r: all the update needs (async mode runs this ahead)."""
         dialogs, studio = self.dialogue(r)
-        summaries = self.distill(dialogs, r, studio.overrides)
-        prompts, replayed = self.labyrinth(summaries, dialogs, r)
+        summaries, distilled = self.distill(dialogs, r, studio.overrides)
+        prompts, drawn = self.labyrinth(summaries, dialogs, r)
         candidates = self.regenerate(prompts, r)
         rewards, scored = self.score(candidates, prompts, r, studio.pairs)
-        failing = self.replay(prompts, rewards, r, studio.replay)
+        replayed = self.replay(prompts, rewards, r, studio.replay)
         self.clock.stop()
         stats = {"train_reward_mean": float(np.mean(rewards.column("reward").to_numpy())),
                  "train_prompts": prompts.num_rows, "train_candidates": candidates.num_rows, **studio.stats,
-                 **scored["stats"], "replayed": replayed, "failing_prompts": failing, "pool": len(self.state["pool"])}
+                 **distilled, **drawn, **scored["stats"], **replayed, "pool": len(self.state["pool"])}
         state = {"pool": copy.deepcopy(self.state["pool"]), "chat_seen": list(self.state["chat_seen"]),
                  "studio_seen": dict(self.state.get("studio_seen", {}))}
         if self.roles.reward_model is not None:  # async mode refits ahead: state.json records this round's
@@ -152,36 +152,33 @@ class Loop:
         return dialogs, studio
 
     # 2 -----------------------------------------------------------------------------------------
-    def distill(self, dialogs: pa.Table | None, r: int, edits: pa.Table | None = None) -> pa.Table | None:
-        """Stage 2; human summaries win: the studio's ``edits``, then ``distill.summaries_override``."""
+    def distill(self, dialogs: pa.Table | None, r: int, edits: pa.Table | None = None) -> tuple[pa.Table | None, dict]:
+        """Stage 2; human summaries win: the studio's ``edits``, then ``distill.summaries_override``. Counts the
+        AI facts dropped as ungrounded and the summaries a person's replaced."""
         self.stage("distill", r)
         if dialogs is None:
-            return None
+            return None, {}
         overrides = human_summaries(dialogs, edits, self.summaries_override)
         result = distill_stage(dialogs, self.cfg.distill, self.writer, overrides)
         self.run.write(r, "summaries", result.summaries, "summaries")
-        return result.summaries
+        return result.summaries, {f"distill_{k}": result.stats[k] for k in ("ai_facts_dropped", "overridden")}
 
     # 3 -----------------------------------------------------------------------------------------
-    def labyrinth(self, summaries: pa.Table | None, dialogs: pa.Table | None, r: int) -> tuple[pa.Table, int]:
-        """Round r's prompts (fresh ones and ones replayed from the pool) and how many were replayed."""
+    def labyrinth(self, summaries: pa.Table | None, dialogs: pa.Table | None, r: int) -> tuple[pa.Table, dict]:
+        """Round r's prompts (fresh ones and ones replayed from the pool); counts the replayed ones and the
+        fresh ones cut by the per-dialogue cap and by ``loop.prompts_per_round``."""
         self.stage("labyrinth", r)
-        if self.fixed_prompts is not None:
-            fresh = self.fixed_prompts
-        else:
-            fresh = labyrinth_stage(summaries, dialogs, self.cfg.labyrinth, derive_seed(self.cfg.seed, "labyrinth", r))
-        kind = prompt_kind(fresh)
-        cap = self.cfg.loop.prompts_per_round
-        share = self.cfg.replay.share
+        counts: dict[str, int] = {}
+        fresh = self.fixed_prompts if self.fixed_prompts is not None else labyrinth_stage(
+            summaries, dialogs, self.cfg.labyrinth, derive_seed(self.cfg.seed, "labyrinth", r), counts)
+        kind, cap, share = prompt_kind(fresh), self.cfg.loop.prompts_per_round, self.cfg.replay.share
         n_replay = round(share * cap) if cap else round(share / (1 - share) * fresh.num_rows)
-        records, drawn = replay_stage.draw(self.state["pool"], min(n_replay, len(self.state["pool"])),
-                                           self.cfg.seed, r)
-        drawn_ids = {id(e) for e in drawn}
-        self.state["pool"] = [e for e in self.state["pool"] if id(e) not in drawn_ids]
-        fresh = sample_rows(fresh, (cap - len(records)) if cap else 0, derive_seed(self.cfg.seed, "prompts", r))
-        prompts = pa.concat_tables([fresh, pa.Table.from_pylist(records, schema=fresh.schema)]) if records else fresh
+        records, self.state["pool"] = replay_stage.take(self.state["pool"], n_replay, self.cfg.seed, r)
+        sampled = sample_rows(fresh, (cap - len(records)) if cap else 0, derive_seed(self.cfg.seed, "prompts", r))
+        counts |= {"replayed": len(records), "prompts_cut": fresh.num_rows - sampled.num_rows}
+        prompts = pa.concat_tables([sampled, pa.Table.from_pylist(records, schema=sampled.schema)]) if records else sampled
         self.run.write(r, "prompts" if kind == "prompts" else "labyrinth", prompts, kind)
-        return prompts, len(records)
+        return prompts, counts
 
     # 4 -----------------------------------------------------------------------------------------
     def regenerate(self, prompts: pa.Table, r: int) -> pa.Table:
@@ -261,17 +258,17 @@ class Loop:
         return self._tokenizer
 
     # 7 -----------------------------------------------------------------------------------------
-    def replay(self, prompts: pa.Table, rewards: pa.Table, r: int, flagged: list[dict] = ()) -> int:
+    def replay(self, prompts: pa.Table, rewards: pa.Table, r: int, flagged: list[dict] = ()) -> dict:
         """Round r's failing prompts join the pool, clustered, with those a person ``flagged`` in the studio;
-        returns how many failed."""
+        counts the failing prompts and the entries ``replay.max_pool`` cut."""
         self.stage("replay", r)
         failing = replay_stage.failing_prompts(prompts, rewards, self.cfg.replay.threshold, r) + list(flagged)
-        self.state["pool"] = replay_stage.update_pool(self.state["pool"], failing, self.cfg.replay)
+        self.state["pool"], cut = replay_stage.update_pool(self.state["pool"], failing, self.cfg.replay)
         self.run.write_json(f"round_{r:03d}/replay.json", {
             "failing": [{"prompt_id": e["record"]["prompt_id"], "cluster": e["cluster"],
                          "mean_reward": round(e["mean_reward"], 4)} for e in failing],
             "pool_clusters": replay_stage.clusters(self.state["pool"])})
-        return len(failing)
+        return {"failing_prompts": len(failing), "pool_cut": cut}
 
     def teachers(self) -> list:
         """The driver's own teachers beside the judge group: the refitted reward model once it exists."""

@@ -39,13 +39,14 @@ def failing_prompts(prompts: pa.Table, rewards: pa.Table, threshold: float, roun
     return out
 
 
-def update_pool(pool: list[dict], new: list[dict], cfg: ReplayConfig) -> list[dict]:
-    """The pool after this round: replayed prompts leave when they pass; the lowest ``max_pool`` stay."""
+def update_pool(pool: list[dict], new: list[dict], cfg: ReplayConfig) -> tuple[list[dict], int]:
+    """The pool after this round (replayed prompts leave when they pass; the lowest ``max_pool`` stay) and
+    how many entries ``max_pool`` cut."""
     by_root = {root_id(e["record"]["prompt_id"]): e for e in pool}
     for entry in new:  # a prompt that failed again replaces its older entry
         by_root[root_id(entry["record"]["prompt_id"])] = entry
     kept = sorted(by_root.values(), key=lambda e: (e["mean_reward"], e["record"]["prompt_id"]))
-    return kept[:cfg.max_pool]
+    return kept[:cfg.max_pool], max(0, len(kept) - cfg.max_pool)
 
 
 def root_id(prompt_id: str) -> str:
@@ -76,6 +77,14 @@ def draw(pool: list[dict], n: int, seed: int, round_index: int) -> tuple[list[di
             if by_cluster[name] and len(drawn) < n:
                 drawn.append(by_cluster[name].pop())
     return [_replayed(e["record"], round_index) for e in drawn], drawn
+
+
+def take(pool: list[dict], n: int, seed: int, round_index: int) -> tuple[list[dict], list[dict]]:
+    """Draw up to ``n`` prompts from the pool (:func:`draw`): (their records for round ``round_index``, the
+    pool without the drawn entries)."""
+    records, drawn = draw(pool, min(n, len(pool)), seed, round_index)
+    drawn_ids = {id(e) for e in drawn}
+    return records, [e for e in pool if id(e) not in drawn_ids]
 
 
 def _replayed(record: dict, round_index: int) -> dict:

@@ -10,12 +10,15 @@ against the ``dialogs`` schema before it is appended, so a bad record is never w
 from __future__ import annotations
 
 import json
+import logging
 import re
 import secrets
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
+
+log = logging.getLogger(__name__)
 
 RUN_CHAT_SHARD = Path("chat") / "dialogs.jsonl"
 """Where a run's loop reads new human dialogues each round."""
@@ -77,6 +80,7 @@ class ChatPolicy:
         self.backend = TransformersBackend(model, tokenizer)
         self.sampling = dataclasses.replace(sampling, n=1)
         self.seed = seed
+        self.dropped_tokens = 0  # tokens of the last reply's conversation that did not fit the context
         max_positions = getattr(model.config, "max_position_embeddings", None)
         self.context = None if max_positions is None else max_positions - sampling.max_new_tokens
         if self.context is not None and self.context < 1:
@@ -84,9 +88,13 @@ class ChatPolicy:
                                  f"conversation in the model's {max_positions} positions; fix: lower it")
 
     def reply(self, turns: list[dict], index: int) -> str:
-        """The policy's answer to ``turns`` (ending with a human turn); the oldest tokens go first when too long."""
+        """The policy's answer to ``turns`` (ending with a human turn); the oldest tokens go first when too long
+        (counted in ``dropped_tokens`` and logged)."""
         ids = encode_conversation(self.backend.tokenizer, turns)
-        if self.context is not None:
+        if self.context is not None and len(ids) > self.context:
+            self.dropped_tokens = len(ids) - self.context
+            log.warning("the conversation is %d tokens, the model takes %d before its answer: the oldest %d were left "
+                        "out of this reply's context", len(ids), self.context, self.dropped_tokens)
             ids = ids[-self.context:]
         return self.backend.generate([ids], self.sampling, seed=self.seed + index)[0].text
 

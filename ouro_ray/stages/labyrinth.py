@@ -16,6 +16,7 @@ from ``(seed, dialog_id, request)``, so a dialogue's prompts do not depend on th
 from __future__ import annotations
 
 import functools
+import logging
 import random
 import re
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ from ouro_ray.data.shards import to_table
 from ouro_ray.data.validate import validate_batch
 from ouro_ray.judges.text import content_words, is_refusal
 from ouro_ray.seeding import derive_seed
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -289,19 +292,21 @@ def _request_units(dialog_id: str, r: Request, target: dict, cfg: LabyrinthConfi
     return units
 
 
-def _cap(per_request: list[list[list[dict]]], limit: int) -> list[dict]:
-    """Units taken round-robin over requests while they fit under ``limit``; a pair is never split."""
+def _cap(per_request: list[list[list[dict]]], limit: int) -> tuple[list[dict], int]:
+    """Units taken round-robin over requests while they fit under ``limit`` (a pair is never split), and how
+    many rows did not fit."""
     rows: list[dict] = []
     longest = max((len(u) for u in per_request), default=0)
     for i in range(longest):
         for units in per_request:
             if i < len(units) and len(rows) + len(units[i]) <= limit:
                 rows += units[i]
-    return rows
+    return rows, sum(len(unit) for units in per_request for unit in units) - len(rows)
 
 
-def dialog_prompts(summary: dict, dialog: dict, cfg: LabyrinthConfig, seed: int) -> list[dict]:
-    """The labyrinth rows of one summary and its dialogue, as records."""
+def dialog_prompts(summary: dict, dialog: dict, cfg: LabyrinthConfig, seed: int) -> tuple[list[dict], int]:
+    """The labyrinth rows of one summary and its dialogue, as records, and how many the per-dialogue cap
+    (``labyrinth.max_prompts_per_dialog``) cut."""
     requests = human_requests(dialog["turns"])
     refuse = {r.index for r in requests if is_harmful(r)}
     facts = relevant_facts(list(summary["facts"]), [r for r in requests if r.index not in refuse])
@@ -315,23 +320,32 @@ def dialog_prompts(summary: dict, dialog: dict, cfg: LabyrinthConfig, seed: int)
     return _cap(units, cfg.max_prompts_per_dialog)
 
 
-def labyrinth(summaries: pa.Table, dialogs: pa.Table, cfg: LabyrinthConfig, seed: int) -> pa.Table:
+def labyrinth(summaries: pa.Table, dialogs: pa.Table, cfg: LabyrinthConfig, seed: int,
+              counts: dict[str, int] | None = None) -> pa.Table:
     """Stage 3: the ``labyrinth`` shard of every summary (in summary order), validated.
 
     The same inputs and seed give the same table; prompt ids are ``{dialog_id}-q{j}-{r|a|c}{k}``
     (contrastive ``…-c{k}a`` / ``…-c{k}b`` in group ``{dialog_id}-q{j}-g{k}``), j counting human turns.
+    Prompts beyond ``max_prompts_per_dialog`` are cut, logged and counted in ``counts["labyrinth_capped"]``.
     Raises KeyError naming the dialog_id of a summary whose dialogue is missing.
     """
     validate_batch(summaries, "summaries", "labyrinth input")
     validate_batch(dialogs, "dialogs", "labyrinth input")
     by_id = {d["dialog_id"]: d for d in dialogs.to_pylist()}
     rows: list[dict] = []
+    capped = 0
     for summary in summaries.to_pylist():
         dialog = by_id.get(summary["dialog_id"])
         if dialog is None:
             raise KeyError(f"labyrinth: summary {summary['dialog_id']!r} has no dialogue in the dialogs table; "
                            f"fix: pass the dialogs shard the summaries were distilled from")
-        rows += dialog_prompts(summary, dialog, cfg, seed)
+        kept, cut = dialog_prompts(summary, dialog, cfg, seed)
+        rows, capped = rows + kept, capped + cut
+    if capped:
+        log.info("labyrinth: %d prompt(s) over labyrinth.max_prompts_per_dialog = %d were cut", capped,
+                 cfg.max_prompts_per_dialog)
+    if counts is not None:
+        counts["labyrinth_capped"] = capped
     table = to_table(rows, "labyrinth")
     validate_batch(table, "labyrinth", "labyrinth")
     return table

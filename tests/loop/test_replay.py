@@ -45,6 +45,6 @@ def test_pool_keeps_the_lowest_and_replaces_a_prompt_that_failed_again():
            {"record": {"prompt_id": "b"}, "cluster": "y", "mean_reward": 0.1, "round": 0}]
     again = [{"record": {"prompt_id": "a~r1"}, "cluster": "z", "mean_reward": -0.9, "round": 1},
              {"record": {"prompt_id": "c"}, "cluster": "x", "mean_reward": 0.2, "round": 1}]
-    pool = update_pool(old, again, ReplayConfig(max_pool=2))
-    assert [e["record"]["prompt_id"] for e in pool] == ["a~r1", "b"]  # c (0.2) did not fit; a replaced
+    pool, cut = update_pool(old, again, ReplayConfig(max_pool=2))
+    assert [e["record"]["prompt_id"] for e in pool] == ["a~r1", "b"] and cut == 1  # c (0.2) did not fit, counted
     assert clusters(pool) == {"y": 1, "z": 1}

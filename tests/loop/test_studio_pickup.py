@@ -69,6 +69,7 @@ def test_the_next_round_picks_up_edits_scores_pairs_votes_and_chats(loop):
     assert stats["studio_replayed"] == 1  # both answers scored low: the prompt comes back
     assert stats["studio_minutes"] == pytest.approx((30 + 12 + 12 + 6 + 9 + 60 + 3) / 60)
     assert stats["human_pairs_unused"] == 2  # PPO with no reward model: counted, not silently dropped
+    assert stats["distill_overridden"] == 1  # the person's summary replaced the distilled one
     edited = {s["dialog_id"]: s for s in pq.read_table(loop.run.round_dir(1) / "summaries.parquet").to_pylist()}
     assert fact in edited[summary["dialog_id"]]["facts"]  # the person's edit won over the distilled summary
     prompts = pq.read_table(loop.run.round_dir(1) / "labyrinth.parquet").to_pylist()
@@ -131,3 +132,16 @@ def test_human_summaries_studio_edit_wins_over_the_file_and_only_this_batch():
     assert human_summaries(dialogs, None, None) is None
     assert concat_pairs(None, None) is None
     assert unused_pairs(None, False, False) == {} and unused_pairs(file.slice(0, 0), True, False) == {}
+
+
+def test_prompts_cut_by_the_round_cap_and_pool_entries_cut_by_max_pool_are_counted(tmp_path):
+    loop = standin_loop(tmp_path / "run", ["data.synthetic_dialogs=3", "distill.use_ai=false", "loop.prompts_per_round=5",
+                                           "replay.share=0", "replay.threshold=1.0", "replay.max_pool=2",
+                                           "labyrinth.max_prompts_per_dialog=4", "evaluation.teachers=[none]"])
+    loop.source = DialogSource(loop.cfg, loop.run.path)
+    stats = loop.experience(0).stats
+    made = stats["train_prompts"] + stats["prompts_cut"]  # the labyrinth's prompts before the round's cap
+    assert stats["train_prompts"] == 5 and stats["prompts_cut"] == made - 5 > 0
+    assert stats["labyrinth_capped"] > 0  # 3 dialogues' requests make more than 4 prompts each
+    # threshold 1.0: every prompt fails (a hedge candidate each); the pool keeps 2, the rest are counted as cut
+    assert stats["failing_prompts"] == 5 and stats["pool"] == 2 and stats["pool_cut"] == 3

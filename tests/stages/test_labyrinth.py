@@ -170,10 +170,12 @@ def test_cap_interleaves_requests_and_keeps_pairs_whole() -> None:
     dialogs = to_table([{"dialog_id": "d", "turns": [
         {"role": "human", "text": "What is the Orlin bridge?"}, {"role": "assistant", "text": "A bridge."},
         {"role": "human", "text": "How do I boil an egg?"}, {"role": "assistant", "text": "Boil it."}]}], "dialogs")
-    table = labyrinth(summaries, dialogs, LabyrinthConfig(max_prompts_per_dialog=5), seed=0)
+    counts: dict[str, int] = {}
+    table = labyrinth(summaries, dialogs, LabyrinthConfig(max_prompts_per_dialog=5), seed=0, counts=counts)
     # Units per request: r1, a1, pair c1, r2, a2. Round-robin: q1-r1 q2-r1 | q1-a1 q2-a1 (4 rows) |
     # both pairs would make 6 > 5, skipped | q1-r2 makes 5 | nothing else fits.
     assert table.column("prompt_id").to_pylist() == ["d-q1-r1", "d-q2-r1", "d-q1-a1", "d-q2-a1", "d-q1-r2"]
+    assert counts == {"labyrinth_capped": 2 * 6 - 5}  # 6 rows a request (2 r, 2 a, a pair), 5 kept: counted
 
 
 def test_summary_without_its_dialogue_is_a_key_error() -> None:
