@@ -32,7 +32,8 @@ class JudgeOutput:
     pairs: pa.Table
     stats: dict[str, int] = field(default_factory=dict)
     """Counts of the batch: ``judge_prompts`` read by the LLM judge, ``judge_shortened`` (answers cut to fit
-    the judge's context), ``constitution_revised`` (candidates that went through critique → revise)."""
+    the judge's context), ``constitution_revised`` (candidates that went through critique → revise),
+    ``http_readings`` and ``http_unreadable`` (the HTTP judge's verdicts asked for and those it could not read)."""
 
     @staticmethod
     def merge(parts: Sequence["JudgeOutput"]) -> "JudgeOutput":
@@ -163,6 +164,7 @@ class JudgeWorker:
 
     def _stats(self) -> dict[str, int]:
         """The LLM judge's counts for the batch just scored (prompts read, answers shortened to fit)."""
+        from ouro_ray.judges.http import HTTPJudge
         from ouro_ray.judges.llm import LLMJudge
 
         stats = {"constitution_revised": self._revised}
@@ -171,6 +173,10 @@ class JudgeWorker:
                 counts = judge.take_stats()
                 stats["judge_prompts"] = stats.get("judge_prompts", 0) + counts["prompts"]
                 stats["judge_shortened"] = stats.get("judge_shortened", 0) + counts["shortened"]
+            if isinstance(judge, HTTPJudge):  # its verdicts read and those it could not read
+                counts = judge.take_stats()
+                stats["http_readings"] = stats.get("http_readings", 0) + counts["readings"]
+                stats["http_unreadable"] = stats.get("http_unreadable", 0) + counts["unparsed"]
         return stats
 
     def complete(self, prompts: Sequence[str], max_new_tokens: int) -> list[str]:

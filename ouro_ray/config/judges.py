@@ -86,6 +86,9 @@ class HTTPJudgeConfig:
     max_in_flight: int = param(8, "most requests in flight at once, per judge worker", ge=1)
     top_logprobs: int = param(20, "top-k logprobs requested to read the score tokens", ge=1, le=20)
     batch_size: int = param(8, "prompts per request (api=completions; chat sends one per request)", ge=1)
+    max_unreadable: float = param(0.2, "most share of a round's HTTP judge verdicts that may be unreadable (no score "
+                                       "token; those items go to the review queue); beyond it the round stops",
+                                  ge=0.0, le=1.0)
 
     def checks(self) -> list[tuple[str, str]]:
         if self.api_key == REDACTED:

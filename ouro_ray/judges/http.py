@@ -13,7 +13,8 @@ top-K logprobs. It speaks either API (``api=``):
   better in its own template.
 
 Reading a verdict from a choice (:mod:`ouro_ray.judges.reading`: top-K logprobs, then the sampled
-text's first digit, then the neutral 0, said in ``notes`` and counted in ``stats["unparsed"]``) is kept
+text's first digit; else no verdict: the dimension is left out, said in ``notes`` and counted in
+``stats["unparsed"]``) is kept
 apart from the glue below (transport, retries, bounded concurrency).
 """
 
@@ -51,10 +52,11 @@ APIS = {"completions": "/v1/completions", "chat": "/v1/chat/completions"}
 PAIR_TOKENS = ("1", "2")
 """The tokens a pairwise verdict is read from: 'answer 1 is better' or 'answer 2 is better'."""
 
-STAT_KEYS = ("requests", "retries", "failures", "unparsed", "text_fallback")
+STAT_KEYS = ("requests", "retries", "failures", "unparsed", "readings", "text_fallback")
 """``requests``: HTTP attempts sent; ``retries``: attempts after a first; ``failures``: requests (a batch
 of prompts, or in chat one prompt) that failed for good; ``unparsed``: prompts with no score token
-anywhere (scored neutral); ``text_fallback``: prompts whose score came from the sampled text, not the
+anywhere (a verdict left out, never a neutral score); ``readings``: prompts read;
+``text_fallback``: prompts whose score came from the sampled text, not the
 logprobs."""
 
 
@@ -137,6 +139,12 @@ class HTTPJudge:
         with self._lock:
             return dict(self._counts)
 
+    def take_stats(self) -> dict[str, int]:
+        """The counters since the last call (one batch's, for the judge worker's output)."""
+        now = self.stats
+        taken, self._taken = {k: now[k] - getattr(self, "_taken", {}).get(k, 0) for k in now}, now
+        return taken
+
     def _count(self, **deltas: int) -> None:
         with self._lock:
             for key, delta in deltas.items():
@@ -151,7 +159,9 @@ class HTTPJudge:
         return [self._verdict(item, readings[i * n:(i + 1) * n]) for i, item in enumerate(items)]
 
     def _verdict(self, item: JudgeItem, readings: Sequence[Reading]) -> JudgeScore:
-        scores = {d: expected_score(r.logprobs) for d, r in zip(self.dimensions, readings)}
+        """Scores of the dimensions read; an unreadable one is left out (its notes say so), so it weighs nothing
+        in the reward rather than a neutral 0, and stage 5 sends the item to the review queue."""
+        scores = {d: expected_score(r.logprobs) for d, r in zip(self.dimensions, readings) if r.source != "none"}
         notes = [note(d, r, self.top_logprobs) for d, r in zip(self.dimensions, readings)]
         return JudgeScore(prompt_id=item.prompt_id, candidate_id=item.candidate_id, rater=self.rater,
                           teacher=self.name, scores=scores, reward=DimensionScores(scores).reward,
@@ -173,6 +183,7 @@ class HTTPJudge:
         self._count(
             text_fallback=sum(r.source == "text" for r in readings),
             unparsed=sum(r.source == "none" for r in readings),
+            readings=len(readings),
         )
         return readings
 

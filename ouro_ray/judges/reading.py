@@ -107,5 +107,9 @@ def note(dimension: str, reading: Reading, top_k: int) -> str | None:
         digit = next(iter(reading.logprobs))
         return f"{dimension}: no score token in top-{top_k} logprobs; read '{digit}' from the text"
     if reading.source == "none":
-        return f"{dimension}: no score token in top-{top_k} logprobs or in the text; scored 0"
+        return f"{dimension}: {UNREADABLE} (no score token in top-{top_k} logprobs or in the text; not scored)"
     return None
+
+
+UNREADABLE = "unreadable"
+"""What ``notes`` says of a dimension the judge's answer gave no verdict for (left out, never a neutral 0)."""

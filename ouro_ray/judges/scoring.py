@@ -26,6 +26,7 @@ import pyarrow as pa
 from ouro_ray.config.loop import DIMENSION_GROUPS, LAMBDA_GROUPS, ScoringConfig
 from ouro_ray.data.schemas import SHARDS
 from ouro_ray.judges.items import items_from_table, judge_items, scores_table
+from ouro_ray.judges.reading import UNREADABLE
 from ouro_ray.seeding import derive_seed
 
 REWARDS_SCHEMA = SHARDS["rewards"].schema
@@ -181,16 +182,22 @@ def label_review(scored: Scored, queue: Sequence[dict], person: Any, scoring: Sc
 
 def review_queue(rewards: pa.Table, scores: pa.Table, items: pa.Table, cfg: ScoringConfig, seed: int,
                  round_index: int) -> list[dict]:
-    """Candidates for humans: every disagreement beyond the threshold, plus ``spot_checks`` random ones."""
+    """Candidates for humans: every one a judge gave no readable verdict on (``unreadable``), every disagreement
+    beyond the threshold, plus ``spot_checks`` random ones."""
     rows = rewards.to_pylist()
-    disagree = [i for i, r in enumerate(rows) if r["disagreement"] > cfg.review_threshold and r["source"] != "human"]
-    rest = [i for i in range(len(rows)) if i not in set(disagree) and rows[i]["source"] != "human"]
+    verdicts = _by_candidate(scores)
+    unreadable = [i for i, r in enumerate(rows) if r["source"] != "human" and any(
+        UNREADABLE in (v["notes"] or "") for v in verdicts[(r["prompt_id"], r["candidate_id"])])]
+    disagree = [i for i, r in enumerate(rows) if r["disagreement"] > cfg.review_threshold and r["source"] != "human"
+                and i not in set(unreadable)]
+    taken = set(unreadable) | set(disagree)
+    rest = [i for i in range(len(rows)) if i not in taken and rows[i]["source"] != "human"]
     rng = random.Random(derive_seed(seed, "review", round_index))
     spot = sorted(rng.sample(rest, min(cfg.spot_checks, len(rest))))
     texts = {(r["prompt_id"], r["candidate_id"]): r for r in items.to_pylist()}
-    verdicts = _by_candidate(scores)
     queue = []
-    for i, reason in [(i, "disagreement") for i in disagree] + [(i, "spot check") for i in spot]:
+    for i, reason in ([(i, "unreadable") for i in unreadable] + [(i, "disagreement") for i in disagree]
+                      + [(i, "spot check") for i in spot]):
         r = rows[i]
         key = (r["prompt_id"], r["candidate_id"])
         item = texts[key]
@@ -208,3 +215,18 @@ def mean_by(values: Iterable[float | None]) -> float | None:
     """Mean of the non-null values (None when there are none)."""
     kept = [v for v in values if v is not None]
     return float(np.mean(kept)) if kept else None
+
+
+class UnreadableVerdicts(RuntimeError):
+    """Too many of the HTTP judge's verdicts could not be read for a round to trust its rewards."""
+
+
+def check_unreadable(stats: dict, max_share: float, round_index: int) -> None:
+    """Stop the round when the HTTP judge's unreadable share passes ``judges.http.max_unreadable``."""
+    read, bad = stats.get("http_readings", 0), stats.get("http_unreadable", 0)
+    if read and bad / read > max_share:
+        raise UnreadableVerdicts(
+            f"round {round_index}: {bad} of {read} HTTP judge verdicts ({bad / read:.0%}) were unreadable (no score "
+            f"token in the answer), more than judges.http.max_unreadable = {max_share:.0%}; the round stops rather "
+            "than train on them; fix: check judges.http.model and judges.http.api (a chat model may need api: chat), "
+            "raise judges.http.top_logprobs, or raise max_unreadable; `ouro run --resume` reruns the round")

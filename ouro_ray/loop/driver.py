@@ -35,14 +35,14 @@ from ouro_ray.data import read_shard
 from ouro_ray.eval import pack
 from ouro_ray.eval.grade import make_grader
 from ouro_ray.judges.human import SimulatedHuman, ask_pairs
-from ouro_ray.judges.scoring import label_review, review_queue, score_candidates
+from ouro_ray.judges.scoring import check_unreadable, label_review, review_queue, score_candidates
 from ouro_ray.loop import replay as replay_stage
 from ouro_ray.loop.evaluate import round_metrics, stack_stress, token_kl
 from ouro_ray.loop.pipeline import Ahead, StageClock
 from ouro_ray.loop.reward_model import round_pairs
 from ouro_ray.loop.roles import Roles
 from ouro_ray.loop.rundir import RunDir
-from ouro_ray.loop.studio import StudioReader, StudioRound, concat_pairs, human_summaries, unused_pairs
+from ouro_ray.loop.studio import StudioReader, StudioRound, concat_pairs, human_summaries, scores_file_counts, unused_pairs
 from ouro_ray.seeding import derive_seed
 from ouro_ray.stages.distill import distill as distill_stage
 from ouro_ray.stages.labyrinth import labyrinth as labyrinth_stage
@@ -209,6 +209,7 @@ class Loop:
         scored, labelled = (label_review(scored, queue, self.person, self.cfg.scoring) if self.person is not None
                             else (scored, 0))
         items, scores, rewards, out = scored.items, scored.scores, scored.rewards, scored.output
+        check_unreadable(out.stats, self.cfg.judges.http.max_unreadable, r)
         self.run.write(r, "scores", scores, "scores")
         self.run.write_table(r, "rewards", rewards)
         if out.pairs.num_rows:
@@ -218,8 +219,9 @@ class Loop:
                                               human), r) if rm is not None else {})
         sources = rewards.column("source").to_pylist()
         stats = {"review_disagreements": sum(q["reason"] == "disagreement" for q in queue),
+                 "review_unreadable": sum(q["reason"] == "unreadable" for q in queue),
                  "review_spot_checks": sum(q["reason"] == "spot check" for q in queue),
-                 "human_scored": sources.count("human"), **out.stats,
+                 "human_scored": sources.count("human"), **scores_file_counts(self.human, candidates), **out.stats,
                  "constitution_pairs": out.pairs.num_rows, **refit, **kept,
                  **unused_pairs(human, rm is not None and "human" in self.cfg.reward_model.pair_sources,
                                 self.cfg.learner.algo == "dpo")}

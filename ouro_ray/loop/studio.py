@@ -232,3 +232,15 @@ def unused_pairs(human: pa.Table | None, to_reward_model: bool, to_dpo: bool) ->
         log.warning("%d pair(s) a person chose train nothing this round: set reward_model.refit_every (with "
                     "'human' in reward_model.pair_sources) or learner.algo=dpo to learn from them", n)
     return {"human_pairs_unused": n} if n else {}
+
+
+def scores_file_counts(human: pa.Table | None, candidates: pa.Table) -> dict[str, int]:
+    """``data.scores``: how many of its rows name a candidate of this round (they decide its reward) and how
+    many do not (another round's, or no candidate of this run: counted each round, never dropped silently)."""
+    from ouro_ray.judges.scoring import human_rows
+
+    if human is None:
+        return {}
+    matched = human_rows(human, candidates)
+    n = 0 if matched is None else matched.num_rows
+    return {"human_file_matched": n, "human_file_unmatched": human.num_rows - n}

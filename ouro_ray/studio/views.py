@@ -97,7 +97,8 @@ def _figure(row: dict, key: str) -> dict | None:
 
 
 def review_counts(run: RunData) -> list[dict]:
-    """Per round: queued items, disagreements, spot checks, and how many the studio labelled and paired."""
+    """Per round: queued items, unreadable verdicts, disagreements, spot checks, and how many the studio labelled
+    and paired."""
     items = run.review_items()
     queued = {(i["round"], i["prompt_id"], i["candidate_id"]) for i in items}
     labelled = Counter(k[0] for k in {(s["round"], s["prompt_id"], s["candidate_id"])
@@ -106,7 +107,8 @@ def review_counts(run: RunData) -> list[dict]:
     rows = []
     for r in sorted({i["round"] for i in items}, reverse=True):
         mine = [i for i in items if i["round"] == r]
-        rows.append({"round": r, "queued": len(mine), "disagreements": sum(i["reason"] == "disagreement" for i in mine),
+        rows.append({"round": r, "queued": len(mine), "unreadable": sum(i["reason"] == "unreadable" for i in mine),
+                     "disagreements": sum(i["reason"] == "disagreement" for i in mine),
                      "spot_checks": sum(i["reason"] == "spot check" for i in mine), "labelled": labelled[r],
                      "pairs": paired[r]})
     return rows

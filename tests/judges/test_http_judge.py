@@ -156,7 +156,7 @@ def test_retries_recover_from_two_failures(server):
     [verdict] = judge.score([_item(0)])
     assert verdict.reward == 0.0  # the default answer is "3" with probability 1 → E = 3 → 0
     assert state.requests == 3
-    assert judge.stats == {"requests": 3, "retries": 2, "failures": 0, "unparsed": 0, "text_fallback": 0}
+    assert judge.stats == {"requests": 3, "retries": 2, "failures": 0, "unparsed": 0, "readings": 1, "text_fallback": 0}
 
 
 def test_client_error_fails_at_once_naming_url_and_status(server):
@@ -247,9 +247,38 @@ def test_fallback_to_text_digit_then_to_zero_with_notes(server):
 
     state.respond = lambda p: ({"The": -0.1}, "The")
     [verdict] = judge.score([_item(0)])
-    assert verdict.reward == 0.0
-    assert verdict.notes == "helpful: no score token in top-20 logprobs or in the text; scored 0"
-    assert judge.stats["unparsed"] == 1
+    # no verdict: the dimension is left out (it weighs nothing in the reward), never a neutral 0
+    assert verdict.scores == {} and verdict.reward == 0.0
+    assert verdict.notes == "helpful: unreadable (no score token in top-20 logprobs or in the text; not scored)"
+    assert judge.stats["unparsed"] == 1 and judge.stats["readings"] == 2
+    assert judge.take_stats() == {**dict.fromkeys(judge.stats, 0), "requests": 2, "unparsed": 1, "readings": 2,
+                                  "text_fallback": 1}
+    assert judge.take_stats()["readings"] == 0  # since the last take
+
+
+def test_unreadable_verdicts_go_to_the_review_queue_and_too_many_stop_the_round():
+    import pyarrow as pa
+
+    from ouro_ray.config.loop import ScoringConfig
+    from ouro_ray.judges.items import scores_table
+    from ouro_ray.judges.protocol import JudgeScore
+    from ouro_ray.judges.scoring import UnreadableVerdicts, check_unreadable, combine, review_queue
+
+    rows = [JudgeScore("p", "c0", "ai", "http-judge", {}, 0.0, "helpful: unreadable (no score token ...)"),
+            JudgeScore("p", "c0", "rule", "facts", {"content": 1.0}, 1.0, None),
+            JudgeScore("p", "c1", "ai", "http-judge", {"helpful": 0.5}, 0.5, None),
+            JudgeScore("p", "c1", "rule", "facts", {"content": 1.0}, 1.0, None)]
+    scores = scores_table(rows)
+    cfg = ScoringConfig(spot_checks=0)
+    rewards = combine(scores, cfg)
+    assert rewards.column("reward").to_pylist()[0] == pytest.approx(1.0)  # the unreadable judge weighs nothing
+    items = pa.table({"prompt_id": ["p", "p"], "candidate_id": ["c0", "c1"], "prompt": ["q", "q"],
+                      "candidate": ["a", "b"]})
+    queue = review_queue(rewards, scores, items, cfg, seed=0, round_index=3)
+    assert [(q["candidate_id"], q["reason"]) for q in queue][:1] == [("c0", "unreadable")]
+    check_unreadable({"http_readings": 10, "http_unreadable": 2}, 0.2, 3)  # 20 %: at the limit, goes on
+    with pytest.raises(UnreadableVerdicts, match=r"round 3: 3 of 10 HTTP judge verdicts \(30%\) were unreadable"):
+        check_unreadable({"http_readings": 10, "http_unreadable": 3}, 0.2, 3)
 
 
 def test_pairwise_prefer(server):

@@ -145,3 +145,31 @@ def test_prompts_cut_by_the_round_cap_and_pool_entries_cut_by_max_pool_are_count
     assert stats["labyrinth_capped"] > 0  # 3 dialogues' requests make more than 4 prompts each
     # threshold 1.0: every prompt fails (a hedge candidate each); the pool keeps 2, the rest are counted as cut
     assert stats["failing_prompts"] == 5 and stats["pool"] == 2 and stats["pool_cut"] == 3
+
+
+def test_rows_of_the_scores_file_that_name_no_candidate_of_the_round_are_counted():
+    import pyarrow as pa
+
+    from ouro_ray.data.schemas import SHARDS
+    from ouro_ray.loop.studio import scores_file_counts
+
+    candidates = pa.table({"prompt_id": ["p", "p"], "candidate_id": ["c0", "c1"]})
+    human = pa.Table.from_pylist([
+        {"prompt_id": p, "candidate_id": c, "scores": {"helpful": 1.0}, "reward": 1.0, "rater": "human"}
+        for p, c in (("p", "c0"), ("p", "c1"), ("q", "c0"))], schema=SHARDS["scores"].schema)
+    assert scores_file_counts(human, candidates) == {"human_file_matched": 2, "human_file_unmatched": 1}
+    assert scores_file_counts(None, candidates) == {}
+
+
+def test_a_half_written_line_in_the_chat_shard_is_quarantined_not_a_crash(loop):
+    from ouro_ray.stages.dialogue import RUN_CHAT_SHARD, append_dialog
+
+    shard = loop.run.path / RUN_CHAT_SHARD
+    append_dialog({"dialog_id": "chat-a", "turns": [{"role": "human", "text": "What is the Orlin bridge?"},
+                                                     {"role": "assistant", "text": "A bridge."}]}, shard)
+    with shard.open("a") as fh:
+        fh.write('{"dialog_id": "chat-b", "turns": [{"role": "hum')  # the writer was killed here
+    stats = loop.experience(0).stats
+    dialogs = pq.read_table(loop.run.round_dir(0) / "dialogs.parquet").column("dialog_id").to_pylist()
+    assert "chat-a" in dialogs and stats["chat_quarantined"] == 1
+    assert (loop.run.path / "chat" / "quarantine.jsonl").is_file()

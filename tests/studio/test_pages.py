@@ -48,7 +48,8 @@ def test_run_page_counts_the_queue_and_the_human_minutes(client) -> None:
 
     data = run_page(RunData(client.app.state.studio.run.path))
     assert data["columns"] == ["reward_mean", "grade_mean", "win_rate", "kl"]
-    assert data["review"][1] == {"round": 0, "queued": 2, "disagreements": 1, "spot_checks": 1, "labelled": 1, "pairs": 1}
+    assert data["review"][1] == {"round": 0, "queued": 2, "unreadable": 0, "disagreements": 1, "spot_checks": 1,
+                                 "labelled": 1, "pairs": 1}
     minutes = {r["kind"]: r for r in data["minutes"]["rows"]}
     assert minutes["scores"]["minutes"] == pytest.approx(1.5) and minutes["pairs"]["per_1k"] == pytest.approx(500.0)
     assert data["minutes"]["per_1k_pairs"] == pytest.approx(2000.0)  # (90 s + 30 s) / 60 / 1 pair · 1000
