@@ -181,6 +181,12 @@ def learner_loop(config: dict[str, Any]) -> None:
             continue
         if task["kind"] == "stop":
             return
+        if task["kind"] == "publish":  # the weight store lost its weights: publish the version held again
+            _publish(learner, store, rank)
+            if rank == 0:
+                ray.get(channel.finish.remote(index, {"version": float(learner.version)}), timeout=60)
+            index += 1
+            continue
         try:
             metrics = _done_before(learner, task, resumed)
             if metrics is None:

@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from actors.fanout import role_error
 from actors.learner import LearnerChannel, LearnerError, latest_checkpoint, learner_loop
-from actors.weights import publish_weights
+from actors.weights import _is_actor, publish_weights
 from ouro_ray.config.learner import LearnerConfig
 from ouro_ray.learner.learner import PolicyLearner
 
@@ -124,6 +124,26 @@ class LearnerGroup:
             raise role_error(result["error"], "learner", "ray-train/rank-0", "update")
         self.version = int(result["version"])
         return {**result, "learner_restarts": float(ray.get(self.channel.restarts.remote(), timeout=60))}
+
+    def republish_if_lost(self) -> bool:
+        """Publish the version held again when the weight store has lost it (its actor died and restarted
+        empty), so a worker that restarts after that still finds the current weights; whether it did."""
+        if self.store is None or self.version == 0:
+            return False
+        import ray
+
+        held = ray.get(self.store.version.remote(), timeout=60) if _is_actor(self.store) else self.store.version()
+        if held >= self.version:
+            return False
+        log.warning("the weight store holds version %d, the learner %d (the store restarted): publishing again",
+                    held, self.version)
+        if self._local is not None:
+            publish_weights(self.store, self._local.policy, self.version)
+        else:
+            result = self._wait(ray.get(self.channel.submit.remote({"kind": "publish"}), timeout=60))
+            if "error" in result:
+                raise role_error(result["error"], "learner", "ray-train/rank-0", "publish")
+        return True
 
     def _wait(self, index: int) -> dict[str, Any]:
         import ray

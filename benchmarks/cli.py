@@ -25,6 +25,7 @@ SUITES = {
     "rollout": "benchmarks.rollout",
     "learner": "benchmarks.learner",
     "demo": "benchmarks.demo",
+    "faults": "benchmarks.faults",
 }
 """Suite name → module; only modules that exist are offered (``available()``)."""
 

@@ -47,5 +47,6 @@ def standin_loop(run_path, overrides: list[str]) -> Loop:
                              "scoring.spot_checks=3", *overrides])
     run = RunDir(run_path).create(to_dict(cfg))
     roles = SimpleNamespace(rollout=Rollout(), reference=Reference(), judges=JudgeWorker(cfg.judges), learner=None,
+                            ensure_weights=lambda: None,
                             reward_model=None)
     return Loop(cfg, run, roles, "unused", builtin_heldout(0, HELD_OUT), source=None)

@@ -40,7 +40,7 @@ from ouro_ray.loop import replay as replay_stage
 from ouro_ray.loop.evaluate import round_metrics, stack_stress, token_kl
 from ouro_ray.loop.pipeline import Ahead, StageClock
 from ouro_ray.loop.reward_model import round_pairs
-from ouro_ray.loop.roles import Roles
+from ouro_ray.loop.roles import Roles, generate_current
 from ouro_ray.loop.rundir import RunDir
 from ouro_ray.loop.studio import StudioReader, StudioRound, concat_pairs, human_summaries, scores_file_counts, unused_pairs
 from ouro_ray.seeding import derive_seed
@@ -183,7 +183,7 @@ class Loop:
     # 4 -----------------------------------------------------------------------------------------
     def regenerate(self, prompts: pa.Table, r: int) -> pa.Table:
         self.stage("regenerate", r)
-        candidates = self.roles.rollout.generate(prompts, seed=derive_seed(self.cfg.seed, "rollout", r))
+        candidates = generate_current(self.roles, prompts, derive_seed(self.cfg.seed, "rollout", r))
         self.run.write(r, "candidates", candidates, "candidates")
         return candidates
 
@@ -286,8 +286,7 @@ class Loop:
         round 0's policy from round 1 on."""
         self.stage("evaluate", r - 1)
         sampling = dataclasses.replace(self.cfg.rollout.sampling, n=self.cfg.evaluation.n)
-        candidates = self.roles.rollout.generate(self.held_out, seed=derive_seed(self.cfg.seed, "evaluate"),
-                                                 sampling=sampling)
+        candidates = generate_current(self.roles, self.held_out, derive_seed(self.cfg.seed, "evaluate"), sampling)
         answers = pack.score_answers(f"round {r}", candidates, self.held_out, self.roles.judges, self.cfg.scoring,
                                      self.human, self.grader, self.teachers())
         initial = self.initial_answers() if r > 0 else None

@@ -93,6 +93,13 @@ class Roles:
     """Stage 7's refitted reward model (:class:`~ouro_ray.loop.reward_model.LoopRewardModel`); None when
     ``reward_model.refit_every`` is 0."""
 
+    def ensure_weights(self) -> None:
+        """Before work that needs the current weights: each learner publishes again what its store lost (a
+        weight store that died restarts empty; a worker restarting after that would load the base weights)."""
+        self.learner.republish_if_lost()
+        if self.reward_model is not None:
+            self.reward_model.learner.republish_if_lost()
+
     def close(self) -> None:
         """Stop every group (learner first: it may be mid-checkpoint)."""
         for group in (self.learner, self.reward_model, self.judges, self.rollout, self.reference):
@@ -101,6 +108,27 @@ class Roles:
                 close()
         if self.store_name is not None:
             _kill_named(*self.store_name)
+
+
+def generate_current(roles: Any, prompts: Any, seed: int, sampling: Any = None, attempts: int = 3) -> Any:
+    """The rollout's candidates from weights at least as new as the learner's (checked by the version each
+    candidate carries). A weight store that died restarts empty, and a rollout actor that restarts after
+    that loads the base weights: such a batch is made again once the learner has published again (the same
+    seeds give the same candidates a clean run makes)."""
+    expected = roles.learner.version if roles.learner is not None else 0
+    for attempt in range(1, attempts + 1):
+        roles.ensure_weights()
+        candidates = roles.rollout.generate(prompts, seed=seed, sampling=sampling)
+        import pyarrow.compute as pc
+
+        held = int(pc.min(candidates.column("policy_version")).as_py()) if candidates.num_rows else expected
+        if held >= expected:
+            return candidates
+        log.warning("the rollout generated with policy version %d, the learner holds %d (a worker restarted while "
+                    "the weight store was empty); generating again (attempt %d of %d)", held, expected, attempt,
+                    attempts)
+    raise RuntimeError(f"the rollout kept generating with policy version {held} while the learner holds {expected}, "
+                       f"{attempts} times; fix: look at the weight store actor and the rollout workers on the dashboard")
 
 
 def _kill_named(name: str, namespace: str | None, timeout_s: float = 30.0) -> None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from ouro_ray.serving.app import CompletionsServer, ServedModel, build_app, deploy_completions
 from ouro_ray.serving.chat import ChatRequest, chat_logprobs, complete_chat, parse_chat_request, render_messages
-from ouro_ray.serving.completions import CompletionEngine, CompletionRequest, CompletionRequestError, parse_request
+from ouro_ray.serving.completions import CompletionEngine
+from ouro_ray.serving.parse import CompletionRequest, CompletionRequestError, parse_request
 from ouro_ray.serving.tokens import token_bytes, token_text
 
 __all__ = ["CompletionsServer", "ServedModel", "build_app", "deploy_completions", "CompletionEngine",

@@ -20,20 +20,19 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-import torch
-
-from ouro_ray.serving.completions import (
+from ouro_ray.serving.completions import CompletionEngine, Job, Sample, usage
+from ouro_ray.serving.limits import ServeLimits
+from ouro_ray.serving.parse import (
+    DEFAULT_LIMITS,
     MAX_LOGPROBS,
-    CompletionEngine,
     CompletionRequest,
     CompletionRequestError,
-    Sample,
     check_fields,
     integer_field,
     sampling_fields,
-    usage,
 )
-from ouro_ray.serving.tokens import logprob_table, token_bytes, token_text
+from ouro_ray.serving.steps import TokenLogprobs
+from ouro_ray.serving.tokens import token_bytes, token_text
 
 ROLES = ("system", "user", "assistant")
 """The message roles this route takes."""
@@ -67,7 +66,7 @@ class ChatRequest:
 # --- request validation: every error names the field, the value and the rule ------------------------
 
 
-def parse_chat_request(body: Any) -> ChatRequest:
+def parse_chat_request(body: Any, limits: ServeLimits = DEFAULT_LIMITS) -> ChatRequest:
     """The request in ``body`` (decoded JSON), or :class:`CompletionRequestError` naming the bad field."""
     if not isinstance(body, Mapping):
         raise CompletionRequestError(f"the body must be a JSON object, got {type(body).__name__}", None)
@@ -81,7 +80,7 @@ def parse_chat_request(body: Any) -> ChatRequest:
         raise CompletionRequestError(f"top_logprobs={top_logprobs} needs logprobs: true; fix: send both, or "
                                      "leave top_logprobs out", "top_logprobs")
     return ChatRequest(messages=_messages(body.get("messages")), logprobs=bool(logprobs), top_logprobs=top_logprobs,
-                       sampling=CompletionRequest(prompts=(), **sampling_fields(body, _max_tokens_field(body))))
+                       sampling=CompletionRequest(prompts=(), **sampling_fields(body, limits, _max_tokens_field(body))))
 
 
 def _max_tokens_field(body: Mapping[str, Any]) -> str:
@@ -142,31 +141,38 @@ def complete_chat(engine: CompletionEngine, request: ChatRequest | Mapping[str, 
     """The OpenAI ``chat.completion`` answer; :class:`CompletionRequestError` for a request it refuses."""
     if not isinstance(request, ChatRequest):
         request = parse_chat_request(request)
+    return engine.run(prepare_chat(engine, request))
+
+
+def prepare_chat(engine: CompletionEngine, request: ChatRequest) -> Job:
+    """The chat request checked against the engine's model (name, template, context) and tokenized, ready to run."""
     engine.check_model(request.sampling.model)
     k = request.top_logprobs or 0
     sampling = dataclasses.replace(request.sampling, prompts=(render_messages(engine.tokenizer, request.messages),),
                                    logprobs=k if request.logprobs else None)
     # The template already carries the special tokens (bos, role markers): the tokenizer must not add them again.
     rows = engine.encode(sampling, add_special_tokens=False, field="messages")
-    samples = engine.sample(rows, sampling)
-    choices = [_choice(engine, index, sample, k) for index, sample in enumerate(samples)]
+    return Job(rows, sampling, lambda rows, samples: _answer(engine, rows, samples))
+
+
+def _answer(engine: CompletionEngine, rows: list[list[int]], samples: list[Sample]) -> dict[str, Any]:
+    choices = [_choice(engine, index, sample) for index, sample in enumerate(samples)]
     return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
             "model": engine.name, "choices": choices, "usage": usage(rows, samples)}
 
 
-def _choice(engine: CompletionEngine, index: int, sample: Sample, k: int) -> dict[str, Any]:
-    logprobs = None if sample.logits is None else {
-        "content": chat_logprobs(engine.tokenizer, sample.ids, sample.logits, k), "refusal": None}
+def _choice(engine: CompletionEngine, index: int, sample: Sample) -> dict[str, Any]:
+    logprobs = None if sample.logprobs is None else {
+        "content": chat_logprobs(engine.tokenizer, sample.ids, sample.logprobs), "refusal": None}
     return {"index": index, "message": {"role": "assistant", "content": engine.decode(sample.ids)},
             "finish_reason": sample.finish_reason, "logprobs": logprobs}
 
 
-def chat_logprobs(tokenizer, ids: Sequence[int], logits: torch.Tensor, k: int) -> list[dict[str, Any]]:
-    """``logprobs.content`` from (T, V) raw logits: each token with its logprob, bytes and top-K, descending."""
-    chosen, top = logprob_table(ids, logits, k)  # (T,), (T, K)
+def chat_logprobs(tokenizer, ids: Sequence[int], logprobs: TokenLogprobs) -> list[dict[str, Any]]:
+    """``logprobs.content``: each token with its logprob, bytes and top-K, descending."""
     return [_entry(token_text(tokenizer, token), logprob)
             | {"top_logprobs": [_entry(token_text(tokenizer, alt), value) for alt, value in alternatives]}
-            for token, logprob, alternatives in zip(ids, chosen, top)]
+            for token, logprob, alternatives in zip(ids, logprobs.chosen, logprobs.top)]
 
 
 def _entry(token: str, logprob: float) -> dict[str, Any]:

@@ -1,10 +1,10 @@
 """The model behind ``ouro serve``: OpenAI-style completions requests in, completions answers out.
 
-Kept free of Ray and HTTP so it can be built and called in a test: :func:`parse_request` checks a JSON
-body and :class:`CompletionEngine` answers it with an HF causal LM. The chat route
+Kept free of Ray and HTTP so it can be built and called in a test: :func:`~ouro_ray.serving.parse.parse_request`
+checks a JSON body and :class:`CompletionEngine` answers it with an HF causal LM. The chat route
 (:mod:`ouro_ray.serving.chat`) renders its messages with the chat template and runs the same engine;
-token texts and logprob tables live in :mod:`ouro_ray.serving.tokens`; the Serve glue in
-:mod:`ouro_ray.serving.app`.
+token texts live in :mod:`ouro_ray.serving.tokens`; the HTTP app in :mod:`ouro_ray.serving.http`, the Serve
+glue in :mod:`ouro_ray.serving.app`.
 
 Completions take the prompt as plain text (``tokenizer(prompt)``, the tokenizer's own special-token
 default, no chat template), because a judge's prompt already is the exact text the model must continue
@@ -12,167 +12,56 @@ default, no chat template), because a judge's prompt already is the exact text t
 
 Logprobs are those of the raw model distribution (``log_softmax`` of the logits, before temperature or
 top-p), as vLLM and the OpenAI API report them, so a judge reads the same probabilities whatever
-sampling settings it sends. Notation: ``S = prompts × n`` sequences, ``T`` generated steps, ``V`` vocab.
+sampling settings it sends; only each step's top-K is kept (:mod:`ouro_ray.serving.steps`).
+Notation: ``S = prompts × n`` sequences, ``T`` generated steps, ``V`` vocab.
+
+A request is answered in three steps, so that the HTTP layer can refuse a bad one without waiting for
+the model: ``parse_request`` (pure), :meth:`CompletionEngine.prepare` (model name, tokenization,
+context; raises every 4xx) and :meth:`CompletionEngine.run` (the generation, one at a time).
 """
 
 from __future__ import annotations
 
-import json
-import math
 import threading
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
-from ouro_ray.serving.tokens import logprob_table, token_text
+from ouro_ray.serving.limits import FLAGS
+from ouro_ray.serving.parse import CompletionRequest, CompletionRequestError, parse_request
+from ouro_ray.serving.steps import Deadline, TokenLogprobs, TopLogprobs
+from ouro_ray.serving.tokens import token_text
 
-MAX_LOGPROBS = 20
-"""Largest ``logprobs`` (top-K) a request may ask for (vLLM's and OpenAI's default cap)."""
-MAX_N = 16
-"""Most choices per prompt."""
 MAX_SEQUENCES = 256
 """Most sequences (prompts × n) in one request: one ``generate`` call holds them all in memory."""
-MAX_STOP = 4
-"""Most stop strings (the OpenAI limit)."""
-
-_NEUTRAL = {
-    "stream": (False, None), "suffix": (None,), "best_of": (None, 1), "logit_bias": (None, {}),
-    "presence_penalty": (None, 0, 0.0), "frequency_penalty": (None, 0, 0.0), "echo": (False, None),
-}
-"""OpenAI fields accepted only at their neutral value: clients send them, this server does not implement them."""
-_KNOWN = {"model", "prompt", "max_tokens", "temperature", "top_p", "n", "logprobs", "stop", "seed", "user", *_NEUTRAL}
-
-
-class CompletionRequestError(ValueError):
-    """A request this server refuses; ``param`` names the field, ``status`` is the HTTP status to answer."""
-
-    def __init__(self, message: str, param: str | None, *, status: int = 400,
-                 kind: str = "invalid_request_error"):
-        super().__init__(message)
-        self.param, self.status, self.kind = param, status, kind
-
-    def body(self) -> dict[str, Any]:
-        """The OpenAI error object, so clients (``HTTPJudge``, the openai SDK) show the message."""
-        return {"error": {"message": str(self), "type": self.kind, "param": self.param, "code": None}}
-
-
-@dataclass(frozen=True)
-class CompletionRequest:
-    """One validated completions request (the OpenAI fields this server implements)."""
-
-    prompts: tuple[str, ...]
-    model: str | None = None
-    max_tokens: int = 16
-    temperature: float = 1.0
-    """0: greedy decoding."""
-    top_p: float = 1.0
-    n: int = 1
-    logprobs: int | None = None
-    """Top-K alternatives per generated token; None: no logprobs in the answer."""
-    stop: tuple[str, ...] = ()
-    seed: int | None = None
-
-
-# --- request validation: every error names the field, the value and the rule ------------------------
-
-
-def parse_request(body: Any) -> CompletionRequest:
-    """The request in ``body`` (decoded JSON), or :class:`CompletionRequestError` naming the bad field."""
-    if not isinstance(body, Mapping):
-        raise CompletionRequestError(f"the body must be a JSON object, got {type(body).__name__}", None)
-    check_fields(body, _KNOWN, _NEUTRAL)
-    return CompletionRequest(prompts=_prompts(body.get("prompt")),
-                             logprobs=integer_field(body, "logprobs", None, 0, MAX_LOGPROBS),
-                             **sampling_fields(body))
-
-
-def sampling_fields(body: Mapping[str, Any], max_tokens_field: str = "max_tokens") -> dict[str, Any]:
-    """The fields both routes share (model and sampling settings), checked; keyed as in :class:`CompletionRequest`."""
-    model = body.get("model")
-    if model is not None and not isinstance(model, str):
-        raise CompletionRequestError(f"model={model!r} must be a string", "model")
-    return dict(model=model, max_tokens=integer_field(body, max_tokens_field, 16, 1, None),
-                temperature=number_field(body, "temperature", 1.0, 0.0, 2.0),
-                top_p=number_field(body, "top_p", 1.0, 0.0, 1.0, open_low=True),
-                n=integer_field(body, "n", 1, 1, MAX_N),
-                stop=stop_field(body.get("stop")), seed=integer_field(body, "seed", None, 0, 2**63 - 1))
-
-
-def check_fields(body: Mapping[str, Any], known: set[str], neutral: Mapping[str, tuple]) -> None:
-    """Refuse a field outside ``known``, or a ``neutral`` one (a field this server does not implement) off its
-    neutral value."""
-    unknown = sorted(set(body) - known)
-    if unknown:
-        raise CompletionRequestError(f"unknown field {unknown[0]!r}; this server reads {sorted(known)}", unknown[0])
-    for field, values in neutral.items():
-        value = body.get(field)
-        if not any(value == v and type(value) is type(v) for v in values):
-            raise CompletionRequestError(
-                f"{field}={json.dumps(value, default=repr)} is not supported by this server; fix: leave {field} out "
-                f"(accepted: {', '.join(json.dumps(v) for v in values)})", field)
-
-
-def _prompts(prompt: Any) -> tuple[str, ...]:
-    prompts = [prompt] if isinstance(prompt, str) else prompt
-    if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) for p in prompts):
-        raise CompletionRequestError(
-            f"prompt must be a string or a non-empty list of strings (token-id prompts are not supported), "
-            f"got {str(prompt)[:80]!r}", "prompt")
-    return tuple(prompts)
-
-
-def stop_field(stop: Any) -> tuple[str, ...]:
-    """``stop`` as a tuple of strings: one string, a list of at most :data:`MAX_STOP`, or none."""
-    stops = [] if stop is None else [stop] if isinstance(stop, str) else stop
-    if not isinstance(stops, list) or len(stops) > MAX_STOP or not all(isinstance(s, str) and s for s in stops):
-        raise CompletionRequestError(f"stop={stop!r} must be a non-empty string or a list of at most {MAX_STOP}",
-                                     "stop")
-    return tuple(stops)
-
-
-def integer_field(body: Mapping[str, Any], field: str, default: int | None, low: int,
-                  high: int | None) -> int | None:
-    """``body[field]``, an integer in ``[low, high]`` (no upper bound when ``high`` is None), or ``default``."""
-    value = body.get(field)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
-        rule = f">= {low}" if high is None else f"between {low} and {high}"
-        raise CompletionRequestError(f"{field}={value!r} must be an integer {rule}", field)
-    return value
-
-
-def number_field(body: Mapping[str, Any], field: str, default: float, low: float, high: float,
-                 open_low: bool = False) -> float:
-    """``body[field]``, a finite number in ``[low, high]`` (``(low, high]`` when ``open_low``), or ``default``."""
-    value = body.get(field)
-    if value is None:
-        return default
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value > high or value < low or (open_low and value == low):
-        raise CompletionRequestError(
-            f"{field}={value!r} must be a number {'>' if open_low else '>='} {low} and <= {high}", field)
-    return float(value)
-
-
-# --- the engine ---------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Sample:
-    """One generated sequence: its kept tokens, why it ended, the tokens usage counts, its raw logits."""
+    """One generated sequence: its kept tokens, why it ended, the tokens usage counts, their logprobs."""
 
     ids: list[int]
     finish_reason: str
     """'stop' (EOS or a stop string) or 'length' (``max_tokens``)."""
     counted: int
     """Completion tokens it counts in usage (a trailing EOS counts, though it is not shown)."""
-    logits: torch.Tensor | None
-    """(T, V) raw logits of the kept tokens; None when no logprobs were asked for."""
+    logprobs: TokenLogprobs | None
+    """The kept tokens' logprobs and top-K; None when no logprobs were asked for."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """A checked request, ready to generate: its token rows, settings, and how to write the answer."""
+
+    rows: list[list[int]]
+    """Each prompt's token ids (fitted to the context)."""
+    request: CompletionRequest
+    answer: Callable[[list[list[int]], list[Sample]], dict[str, Any]]
+    """The OpenAI answer from the rows and the samples."""
 
 
 def usage(rows: Sequence[Sequence[int]], samples: Sequence[Sample]) -> dict[str, int]:
@@ -215,10 +104,20 @@ class CompletionEngine:
         """The OpenAI ``text_completion`` answer; :class:`CompletionRequestError` for a request it refuses."""
         if not isinstance(request, CompletionRequest):
             request = parse_request(request)
+        return self.run(self.prepare(request))
+
+    def prepare(self, request: CompletionRequest) -> Job:
+        """The completions request checked against this model (name, context) and tokenized; every 4xx is raised
+        here, before any generation."""
         self.check_model(request.model)
-        rows = self.encode(request)
-        samples = self.sample(rows, request)
-        choices = [self._choice(s, sample, request.logprobs) for s, sample in enumerate(samples)]
+        return Job(self.encode(request), request, lambda rows, samples: self._answer(rows, samples, request))
+
+    def run(self, job: Job, deadline: float | None = None) -> dict[str, Any]:
+        """The answer to a prepared request; ``deadline`` (a ``time.monotonic()``) ends generation with a 503."""
+        return job.answer(job.rows, self.sample(job.rows, job.request, deadline))
+
+    def _answer(self, rows: list[list[int]], samples: list[Sample], request: CompletionRequest) -> dict[str, Any]:
+        choices = [self._choice(s, sample) for s, sample in enumerate(samples)]
         return {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()),
                 "model": self.name, "choices": choices, "usage": usage(rows, samples)}
 
@@ -258,50 +157,61 @@ class CompletionEngine:
             f"context of {self.context} tokens; fix: shorten the {field}, lower max_tokens, or serve with "
             "--truncate-prompts (keeps the prompt's last tokens)", field)
 
-    def sample(self, rows: list[list[int]], request: CompletionRequest) -> list[Sample]:
-        """``request.n`` samples per row, prompt-major, each cut at EOS or a stop string."""
+    def sample(self, rows: list[list[int]], request: CompletionRequest, deadline: float | None = None) -> list[Sample]:
+        """``request.n`` samples per row, prompt-major, each cut at EOS or a stop string; a 503 past ``deadline``."""
         with self._lock:
-            generated, logits = self._generate(rows, request)
+            generated, logprobs = self._generate(rows, request, deadline)
         samples = []
         for s in range(generated.shape[0]):
             ids, finish, counted = self._cut(generated[s].tolist(), request.stop)
-            samples.append(Sample(ids, finish, counted, None if logits is None else logits[: len(ids), s]))
+            samples.append(Sample(ids, finish, counted, None if logprobs is None else logprobs[s].first(len(ids))))
         return samples
 
-    def _generate(self, rows: list[list[int]], request: CompletionRequest) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(S, T) generated ids (prompt-major, n per prompt) and, when logprobs are asked for, (T, S, V) raw logits."""
+    def _generate(self, rows: list[list[int]], request: CompletionRequest,
+                  deadline: float | None) -> tuple[torch.Tensor, list[TokenLogprobs] | None]:
+        """(S, T) generated ids (prompt-major, n per prompt) and, when logprobs are asked for, each sequence's."""
+        from transformers.generation import LogitsProcessorList, StoppingCriteriaList
+
         from ouro_ray.rollout.transformers_backend import left_pad
 
         device = next(self.model.parameters()).device
         ids, mask = left_pad(rows, self.tokenizer.pad_token_id)  # (B, P)
+        recorder = None if request.logprobs is None else TopLogprobs(request.logprobs)
+        timer = None if deadline is None else Deadline(deadline)
         with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             if request.seed is not None:
                 torch.manual_seed(request.seed)
             out = self.model.generate(input_ids=ids.to(device), attention_mask=mask.long().to(device),
+                                      logits_processor=LogitsProcessorList([recorder] if recorder else []),
+                                      stopping_criteria=StoppingCriteriaList([timer] if timer else []),
                                       **self._sampling(request))
-        generated = out.sequences[:, ids.shape[1]:].cpu()  # (S, T)
-        logits = torch.stack(out.logits).float().cpu() if request.logprobs is not None else None  # (T, S, V)
-        return generated, logits
+        if timer is not None and timer.passed:
+            raise CompletionRequestError(
+                f"the request reached this server's timeout ({FLAGS['request_timeout_s']}) while generating; fix: ask "
+                "for fewer tokens (max_tokens) or choices (n)", None, status=503, kind="server_error", code="timeout")
+        generated = out.sequences[:, ids.shape[1]:]  # (S, T)
+        return generated.cpu(), None if recorder is None else recorder.finish(generated)
 
     def _sampling(self, request: CompletionRequest) -> dict[str, Any]:
         """``generate`` settings for exactly the requested distribution.
 
         Why the explicit neutral values: the model directory's generation config (``top_k``,
-        ``repetition_penalty``) and transformers' defaults (``top_k=50``) would otherwise reshape it.
+        ``repetition_penalty``) and transformers' defaults (``top_k=50``) would otherwise reshape it, and
+        the logprobs would no longer be read from the raw logits (:mod:`ouro_ray.serving.steps`).
         """
         settings = dict(max_new_tokens=request.max_tokens, num_return_sequences=request.n, num_beams=1,
                         eos_token_id=self.eos_ids or None, pad_token_id=self.tokenizer.pad_token_id,
-                        repetition_penalty=1.0, no_repeat_ngram_size=0, min_new_tokens=0,
-                        output_logits=request.logprobs is not None, return_dict_in_generate=True, use_cache=True)
+                        repetition_penalty=1.0, no_repeat_ngram_size=0, min_new_tokens=0, min_length=0,
+                        return_dict_in_generate=True, use_cache=True)
         if request.temperature == 0.0:
             return settings | dict(do_sample=False, temperature=1.0, top_p=1.0)
         return settings | dict(do_sample=True, temperature=request.temperature, top_p=request.top_p, top_k=0)
 
     # --- answers ---------------------------------------------------------------------------------------
 
-    def _choice(self, index: int, sample: Sample, k: int | None) -> dict[str, Any]:
+    def _choice(self, index: int, sample: Sample) -> dict[str, Any]:
         """One completions choice; ``index`` is the sequence's place (prompt-major, n per prompt)."""
-        logprobs = None if sample.logits is None else self._logprobs(sample.ids, sample.logits, k or 0)
+        logprobs = None if sample.logprobs is None else self._logprobs(sample.ids, sample.logprobs)
         return {"index": index, "text": self.decode(sample.ids), "logprobs": logprobs,
                 "finish_reason": sample.finish_reason}
 
@@ -329,16 +239,15 @@ class CompletionEngine:
         """The text of ``ids``, special tokens left out."""
         return self.tokenizer.decode(list(ids), skip_special_tokens=True, clean_up_tokenization_spaces=False)
 
-    def _logprobs(self, ids: list[int], logits: torch.Tensor, k: int) -> dict[str, Any]:
-        """OpenAI's legacy logprobs object from (T, V) raw logits: tokens, logprobs, top-K, text offsets."""
-        chosen, top = logprob_table(ids, logits, k)  # (T,), (T, K)
+    def _logprobs(self, ids: list[int], logprobs: TokenLogprobs) -> dict[str, Any]:
+        """OpenAI's legacy logprobs object: tokens, their logprobs, the top-K per step, text offsets."""
         tokens = [token_text(self.tokenizer, i) for i in ids]
         top_rows = []
-        for t, token in enumerate(tokens):
+        for token, chosen, top in zip(tokens, logprobs.chosen, logprobs.top):
             row: dict[str, float] = {}
-            for index, value in top[t]:
+            for index, value in top:
                 row.setdefault(token_text(self.tokenizer, index), value)  # descending: keep the highest
-            row.setdefault(token, chosen[t])  # the sampled token is always listed (OpenAI)
+            row.setdefault(token, chosen)  # the sampled token is always listed (OpenAI)
             top_rows.append(row)
         offsets = [len(self.decode(ids[:t])) for t in range(len(ids))]
-        return {"tokens": tokens, "token_logprobs": chosen, "top_logprobs": top_rows, "text_offset": offsets}
+        return {"tokens": tokens, "token_logprobs": logprobs.chosen, "top_logprobs": top_rows, "text_offset": offsets}

@@ -1,15 +1,11 @@
-"""Token texts and logprob tables for ``ouro serve``'s answers, shared by the completions and chat routes.
+"""Token texts for ``ouro serve``'s logprobs, shared by the completions and chat routes.
 
-Logprobs are those of the raw model distribution (``log_softmax`` of the logits, before temperature or
-top-p), as vLLM and the OpenAI API report them. Notation: ``T`` generated steps, ``V`` vocab, ``K`` top-K.
+The logprobs themselves are recorded during generation (:mod:`ouro_ray.serving.steps`).
 """
 
 from __future__ import annotations
 
 import re
-from typing import Sequence
-
-import torch
 
 _BYTE_TOKEN = re.compile(r"<0x([0-9A-Fa-f]{2})>")
 _BYTES_PREFIX = "bytes:"
@@ -55,14 +51,3 @@ def token_bytes(text: str) -> list[int]:
     if text.startswith(_BYTES_PREFIX) and _ESCAPED_BYTE.sub("", text[len(_BYTES_PREFIX):]) == "":
         return [int(h, 16) for h in _ESCAPED_BYTE.findall(text)]
     return list(text.encode("utf-8"))
-
-
-def logprob_table(ids: Sequence[int], logits: torch.Tensor,
-                  k: int) -> tuple[list[float], list[list[tuple[int, float]]]]:
-    """From (T, V) raw logits: each generated token's logprob (T,) and the top-K (id, logprob) per step, descending."""
-    logprobs = torch.log_softmax(logits, dim=-1)  # (T, V)
-    chosen = logprobs.gather(-1, torch.as_tensor(list(ids), dtype=torch.long).unsqueeze(-1)).squeeze(-1)  # (T,)
-    if not k:
-        return chosen.tolist(), [[] for _ in ids]
-    values, indices = logprobs.topk(k, dim=-1)  # (T, K) each
-    return chosen.tolist(), [list(zip(i, v)) for i, v in zip(indices.tolist(), values.tolist())]

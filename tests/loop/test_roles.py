@@ -87,3 +87,27 @@ def test_roles_reserving_more_cpus_than_the_cluster_has_are_named_before_anythin
     small = load_config(None, ["rollout.workers.num_cpus=0.5", "reference.workers.num_cpus=0.25", "learner.num_workers=1",
                                "learner.num_cpus_per_worker=0.5", "judges.min_workers=1", "judges.num_cpus=0.25"])
     assert cpu_shortfall(small) is None
+
+
+def test_a_batch_generated_with_stale_weights_is_made_again_after_the_learner_publishes():
+    from types import SimpleNamespace
+
+    import pyarrow as pa
+
+    from ouro_ray.loop.roles import generate_current
+
+    versions, published = [0, 2], []
+
+    class Rollout:
+        def generate(self, prompts, seed, sampling=None):  # a restarted worker that found the store empty, then not
+            return pa.table({"policy_version": pa.array([versions.pop(0)] * 2, pa.int64())})
+
+    roles = SimpleNamespace(learner=SimpleNamespace(version=2), rollout=Rollout(),
+                            ensure_weights=lambda: published.append(True))
+    assert generate_current(roles, None, seed=0).column("policy_version").to_pylist() == [2, 2]
+    assert len(published) == 2  # the store was checked before each attempt
+    stuck = SimpleNamespace(learner=SimpleNamespace(version=3), ensure_weights=lambda: None,
+                            rollout=SimpleNamespace(generate=lambda p, seed, sampling=None: pa.table(
+                                {"policy_version": pa.array([1], pa.int64())})))
+    with pytest.raises(RuntimeError, match="kept generating with policy version 1 while the learner holds 3"):
+        generate_current(stuck, None, seed=0)
