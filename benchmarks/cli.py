@@ -26,6 +26,7 @@ SUITES = {
     "learner": "benchmarks.learner",
     "demo": "benchmarks.demo",
     "faults": "benchmarks.faults",
+    "soak": "benchmarks.soak",
 }
 """Suite name → module; only modules that exist are offered (``available()``)."""
 

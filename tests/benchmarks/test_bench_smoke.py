@@ -148,3 +148,19 @@ def test_each_suite_gets_its_default_repetitions_and_its_cap(tmp_path, monkeypat
     assert seen == {"plain": 2, "long": 2, "capped": 2, "once": 1}
     cli.run_suites(list(names), tmp_path, quick=True, reps=4)
     assert seen == {"plain": 4, "long": 4, "capped": 2, "once": 4}
+
+
+def test_soak_growth_is_measured_from_the_end_of_round_1_by_hand(tmp_path):
+    from benchmarks.soak import growth, plot
+
+    mib = 2**20
+    result = {"samples": [{"t": 0.0, "rss": {"python": 100 * mib}},
+                          {"t": 5.0, "rss": {"python": 300 * mib, "ray::RolloutWorker": 100 * mib}},  # round 1 ends
+                          {"t": 9.0, "rss": {"python": 320 * mib, "ray::RolloutWorker": 120 * mib}}],
+              "round_ends": {0: 1.0, 1: 5.0, 2: 9.0}, "seconds": 9.0}
+    g = growth(result)
+    # 400 MiB at the end of round 1, 440 MiB at the end: a growth of 10 %
+    assert g["after_round_mib"] == 400 and g["end_mib"] == 440 and g["ratio"] == pytest.approx(1.10)
+    assert g["per_process"]["ray::RolloutWorker"] == {"after_round_mib": 100, "end_mib": 120}
+    plot(result, tmp_path / "soak.png")
+    assert (tmp_path / "soak.png").read_bytes()[:4] == b"\x89PNG"
