@@ -24,7 +24,7 @@ from benchmarks.harness import Context, section
 SUITE = "soak"
 RAY = False
 """The run starts its own cluster in a child process: `ouro bench` stops its shared one first."""
-ROUNDS, QUICK_ROUNDS = 12, 3
+ROUNDS, QUICK_ROUNDS = 30, 3
 QUICK = ["loop.prompts_per_round=16", "rollout.sampling.n=2", "rollout.sampling.max_new_tokens=16",
          "data.synthetic_dialogs=8", "evaluation.held_out_dialogs=4", "evaluation.size=4"]
 GOAL = 1.10
@@ -84,11 +84,17 @@ def _rounds(out: Path) -> list[dict]:
 
 
 def growth(result: dict, after_round: int = 1) -> dict:
-    """Summed RSS at the end of round ``after_round`` and at the end, and their ratio; per process name too."""
-    samples, ends = result["samples"], result["round_ends"]
-    t0 = ends.get(after_round, ends.get(max(ends, default=0), 0.0))
-    base = next((s for s in samples if s["t"] >= t0), samples[-1])
-    last = samples[-1]
+    """Summed RSS at the end of round ``after_round`` and at the end of the last round (the last samples
+    taken before each was written: the run's shutdown after it is not part of the soak), and their ratio;
+    per process name too."""
+    samples, ends = result["samples"], {int(k): v for k, v in result["round_ends"].items()}
+    if not ends or after_round not in ends:
+        raise ValueError(f"the run measured no round {after_round} (rounds seen: {sorted(ends)}); fix: soak more rounds")
+
+    def before(t: float) -> dict:
+        return max((s for s in samples if s["t"] <= t), key=lambda s: s["t"], default=samples[0])
+
+    base, last = before(ends[after_round]), before(ends[max(ends)])
     total = lambda s: sum(s["rss"].values())  # noqa: E731
     per = {n: {"after_round_mib": base["rss"].get(n, 0) / 2**20, "end_mib": v / 2**20}
            for n, v in last["rss"].items()}

@@ -156,8 +156,9 @@ def test_soak_growth_is_measured_from_the_end_of_round_1_by_hand(tmp_path):
     mib = 2**20
     result = {"samples": [{"t": 0.0, "rss": {"python": 100 * mib}},
                           {"t": 5.0, "rss": {"python": 300 * mib, "ray::RolloutWorker": 100 * mib}},  # round 1 ends
-                          {"t": 9.0, "rss": {"python": 320 * mib, "ray::RolloutWorker": 120 * mib}}],
-              "round_ends": {0: 1.0, 1: 5.0, 2: 9.0}, "seconds": 9.0}
+                          {"t": 9.0, "rss": {"python": 320 * mib, "ray::RolloutWorker": 120 * mib}},  # round 2 ends
+                          {"t": 10.0, "rss": {"python": 90 * mib}}],  # the run shutting down: not the soak
+              "round_ends": {"0": 1.0, "1": 5.5, "2": 9.5}, "seconds": 10.0}
     g = growth(result)
     # 400 MiB at the end of round 1, 440 MiB at the end: a growth of 10 %
     assert g["after_round_mib"] == 400 and g["end_mib"] == 440 and g["ratio"] == pytest.approx(1.10)
