@@ -36,8 +36,8 @@ def _name(proc) -> str:
         cmd = proc.cmdline()
     except Exception:  # gone, or not ours to read
         return "?"
-    if cmd and cmd[0].startswith("ray::"):
-        return cmd[0].split()[0]
+    if cmd and cmd[0].startswith("ray::"):  # "ray::RolloutWorker.generate" while busy: the method is dropped
+        return cmd[0].split()[0].split(".")[0]
     return Path(cmd[0]).name if cmd else proc.name()
 
 
@@ -61,26 +61,27 @@ def soak(rounds: int, overrides: list[str], out: Path, log: Path, interval: floa
     repo = Path(__file__).resolve().parents[1]
     cmd = [sys.executable, "-m", "ouro_ray.cli", "run", str(repo / "configs/tiny.yaml"), f"rounds={rounds}",
            *overrides, "--out", str(out)]
-    samples, round_ends, start = [], {}, time.perf_counter()
+    samples, start = [], time.time()
     with open(log, "w") as fh:
         child = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=repo)
         root = psutil.Process(child.pid)
         while child.poll() is None:
-            now = time.perf_counter() - start
-            samples.append({"t": round(now, 2), "rss": sample(root)})
-            for m in _rounds(out):
-                round_ends.setdefault(m["round"], round(now, 2))
+            samples.append({"t": round(time.time() - start, 2), "rss": sample(root)})
             time.sleep(interval)
     if child.returncode != 0:
         raise RuntimeError(f"the soak run failed (exit {child.returncode}); its log: {log}")
-    return {"samples": samples, "round_ends": round_ends, "seconds": time.perf_counter() - start}
+    return {"samples": samples, "round_ends": round_ends(out / "timeline.jsonl", start),
+            "seconds": time.time() - start}
 
 
-def _rounds(out: Path) -> list[dict]:
-    try:
-        return json.loads((out / "metrics.json").read_text())["rounds"]
-    except (OSError, ValueError, KeyError):
-        return []
+def round_ends(timeline: Path, start: float) -> dict[int, float]:
+    """Seconds from ``start`` to the end of each measured round (``metrics.json``'s index: round r + 1 ends
+    with training round r's held-out measurement), from the run's ``timeline.jsonl``."""
+    ends: dict[int, float] = {}
+    for line in timeline.read_text().splitlines():
+        row = json.loads(line)
+        ends[row["round"] + 1] = max(ends.get(row["round"] + 1, 0.0), round(row["end"] - start, 2))
+    return ends
 
 
 def growth(result: dict, after_round: int = 1) -> dict:

@@ -164,4 +164,11 @@ def test_soak_growth_is_measured_from_the_end_of_round_1_by_hand(tmp_path):
     assert g["after_round_mib"] == 400 and g["end_mib"] == 440 and g["ratio"] == pytest.approx(1.10)
     assert g["per_process"]["ray::RolloutWorker"] == {"after_round_mib": 100, "end_mib": 120}
     plot(result, tmp_path / "soak.png")
+    timeline = tmp_path / "timeline.jsonl"
+    timeline.write_text('{"round": -1, "stage": "evaluate", "start": 100.0, "end": 101.0}\n'
+                        '{"round": 0, "stage": "dialogue", "start": 101.0, "end": 102.0}\n'
+                        '{"round": 0, "stage": "evaluate", "start": 102.0, "end": 104.5}\n')
+    from benchmarks.soak import round_ends
+
+    assert round_ends(timeline, start=100.0) == {0: 1.0, 1: 4.5}  # round 1 of metrics.json: training round 0
     assert (tmp_path / "soak.png").read_bytes()[:4] == b"\x89PNG"
