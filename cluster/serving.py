@@ -48,6 +48,23 @@ def ensure_serve(host: str = "127.0.0.1", port: int = 8000) -> ServeInfo:
         if (running.host, running.port) != (host, port):
             log.info("Serve already runs with its proxy on %s:%s (asked for %s:%s); using it",
                      running.host, running.port, host, port)
+        _warn_if_exposed(running.host, running.port)
         return ServeInfo(running.host, running.port)
     serve.start(proxy_location="HeadOnly", http_options={"host": host, "port": port})
+    _warn_if_exposed(host, port)
     return ServeInfo(host, port)
+
+
+def _warn_if_exposed(host: str, port: int) -> None:
+    """Serve's proxy beyond loopback serves every app on the cluster over HTTP, the judge group's included
+    (it has no key of its own; `ouro serve` asks for one)."""
+    import ipaddress
+
+    try:
+        local = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        local = False
+    if not local:
+        log.warning("Serve's proxy listens on %s:%s, beyond this machine: every Serve app on the cluster is reachable "
+                    "there, the judge group's too (no key); keep cluster.serve_host=127.0.0.1 unless a firewall or "
+                    "TLS proxy guards the port", host, port)

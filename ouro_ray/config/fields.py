@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
+import sys
 import types
 import typing
 from dataclasses import dataclass, field
@@ -159,7 +161,11 @@ def _check_leaf(tp: Any, value: Any, key: str, meta: Mapping[str, Any]) -> tuple
             value = float(value)  # YAML 1.1 reads 1e-4 (no dot) as a string; it is a number to anyone else
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return value, f"{key} = {value!r}: must be a number"
+        if isinstance(value, int) and not -_FLOAT_MAX <= value <= _FLOAT_MAX:
+            return value, f"{key} = {value!r:.40}…: too large for a number"
         value = float(value)
+        if not math.isfinite(value):  # NaN passes no range rule, yet fails no comparison either
+            return value, f"{key} = {value!r}: must be a finite number"
     elif inner is str:
         if not isinstance(value, str):
             return value, f"{key} = {value!r}: must be a string (quote it in YAML)"
@@ -169,7 +175,10 @@ def _check_leaf(tp: Any, value: Any, key: str, meta: Mapping[str, Any]) -> tuple
     return value, None
 
 
-_FLOAT_RE = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+# One way to match each number: `\d+\.?\d*` split digits between two runs and backtracked for minutes on a long
+# digit string that ends in a letter.
+_FLOAT_RE = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
+_FLOAT_MAX = int(sys.float_info.max)
 
 
 def _check_mapping(tp: Any, value: Any, key: str, meta: Mapping[str, Any]) -> tuple[Any, str | None]:
@@ -200,7 +209,8 @@ def _build(cls: type, data: Mapping[str, Any], prefix: str, where: _Where, probl
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     if not isinstance(data, Mapping):
-        problems.append(f"{where(prefix)}: {prefix or 'config'} = {data!r}: must be a mapping of keys")
+        problems.append(f"{where(prefix)}: {prefix or 'config'} = {data!r:.200}: must be a mapping of keys; fix: write "
+                        f"{prefix or 'the config'} as `key: value` lines (valid keys: {', '.join(fields)})")
         return None
     for key in data:
         if key not in fields:
@@ -218,7 +228,8 @@ def _build(cls: type, data: Mapping[str, Any], prefix: str, where: _Where, probl
         sub_cls, _ = _unwrap_optional(tp)
         if name not in data:
             if f.default is _MISSING and f.default_factory is _MISSING:  # type: ignore[misc]
-                problems.append(f"{where(prefix)}: missing required key {full!r} ({f.metadata.get('doc', '')})")
+                problems.append(f"{where(prefix)}: missing required key {full!r} ({f.metadata.get('doc', '')}); "
+                                f"fix: add {full}")
             continue
         if _is_dataclass_type(sub_cls) and data[name] is not None:
             kwargs[name] = _build(sub_cls, data[name], full, where, problems)

@@ -4,6 +4,13 @@ A reader never drops a bad record silently: by default it raises :class:`ShardEr
 bad record as ``FILE:LINE: what is wrong`` (Parquet rows are numbered from 1 as ``FILE:row N``);
 given a quarantine path, it writes each bad record there with its location and problems, counts
 them, and returns the good rows.
+
+The contract, for any bytes in the file: a read returns rows that all validate, or raises
+:class:`ShardError`, nothing else (``FileNotFoundError`` for a missing file, ``ValueError`` for an
+unknown suffix or kind, both naming the file). A JSONL record is a line (lines end at ``\n`` only)
+holding more than JSON whitespace; a line that is not UTF-8, not JSON or not a valid record is a bad
+record at ``FILE:LINE``. A Parquet file that cannot be read as a whole (corrupt, a repeated column, a
+required column missing) is one bad record located at ``FILE``, and gives no rows.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
@@ -23,6 +31,7 @@ from ouro_ray.data.files import atomic_path
 from ouro_ray.data.schemas import SHARDS, ShardSpec, shard_spec
 from ouro_ray.data.validate import (
     bad_row_mask,
+    duplicate_columns,
     normalize_record,
     record_problems,
     row_record,
@@ -100,36 +109,73 @@ def infer_kind(path: Path | str) -> str:
 # ---------------------------------------------------------------- reading
 
 
+def _json_problem(exc: ValueError | RecursionError) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return f"not valid JSON ({exc.msg} at column {exc.colno})"
+    if isinstance(exc, RecursionError):
+        return "not valid JSON (nested too deeply)"
+    return f"not valid JSON (a number of more than {sys.get_int_max_str_digits()} digits)"  # Python's int limit
+
+
 def _scan_jsonl(path: Path, spec: ShardSpec) -> Iterator[tuple[str, dict | None, list[str], str]]:
-    with path.open("r", encoding="utf-8") as fh:
+    # Bytes, so that a line that is not UTF-8 (a writer killed mid-character) is one bad record, and lines
+    # end at b"\n" only, as editors and `sed -n Np` count them (text mode would also end them at a lone \r).
+    with path.open("rb") as fh:
         for line_no, line in enumerate(fh, start=1):
-            raw = line.rstrip("\n")
-            if not raw.strip():
-                continue  # blank lines separate nothing and hold no record
+            data = line.removesuffix(b"\n").removesuffix(b"\r")
+            if not data.strip(b" \t\r"):
+                continue  # blank lines (JSON whitespace only) separate nothing and hold no record
             where = f"{path}:{line_no}"
             try:
+                raw = data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield where, None, [f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at column {exc.start + 1})"], \
+                    data.decode("utf-8", errors="replace")
+                continue
+            try:
                 obj = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                yield where, None, [f"not valid JSON ({exc.msg} at column {exc.colno})"], raw
+            except (ValueError, RecursionError) as exc:
+                yield where, None, [_json_problem(exc)], raw
                 continue
             if isinstance(obj, dict):
                 obj = normalize_record(spec, obj)
             yield where, obj, record_problems(spec, obj), raw
 
 
-def _scan_parquet(path: Path, spec: ShardSpec) -> Iterator[tuple[str, dict | None, list[str], str]]:
-    """Row by row, for a Parquet file whose schema differs from the shard's (e.g. int64 token ids)."""
-    pf = pq.ParquetFile(path)
-    missing = [c.name for c in spec.columns if c.name not in pf.schema_arrow.names and not c.nullable]
+def _parquet_names(tp: pa.DataType) -> None:
+    """Touch every nested field name (Arrow decodes them lazily: a corrupt one raises UnicodeDecodeError)."""
+    for i in range(tp.num_fields):
+        field = tp.field(i)
+        _ = field.name
+        _parquet_names(field.type)
+
+
+def _read_parquet(path: Path, spec: ShardSpec) -> tuple[pa.Table | None, list[str]]:
+    """The whole file, checked (UTF-8, offsets, names), or the problems that stop it being read at all."""
+    try:
+        with pq.ParquetFile(path) as pf:
+            table = pf.read()
+        table.validate(full=True)
+        _parquet_names(pa.struct(list(table.schema)))
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
+        return None, [f"not a readable Parquet file ({type(exc).__name__}: {exc})"]
+    if problems := duplicate_columns(table.schema):
+        return None, problems
+    missing = [c.name for c in spec.columns if c.name not in table.schema.names and not c.nullable]
     if missing:
-        yield f"{path}", None, [f"column(s) {', '.join(missing)} missing from the Parquet file"], ""
-        return
+        return None, [f"column(s) {', '.join(missing)} missing from the Parquet file"]
+    return table, []
+
+
+def _scan_parquet(path: Path, spec: ShardSpec, table: pa.Table) -> Iterator[tuple[str, dict | None, list[str], str]]:
+    """Row by row, for a Parquet file whose schema differs from the shard's (e.g. int64 token ids)."""
     row_no = 0
-    for batch in pf.iter_batches(batch_size=4096):
+    for batch in table.to_batches():
         for i in range(batch.num_rows):
             row_no += 1
             rec = row_record(batch, i)
-            yield f"{path}:row {row_no}", rec, record_problems(spec, rec), json.dumps(rec, ensure_ascii=False)
+            # default=str: a column of a type JSON lacks (bytes, dates) is a problem named below, not a crash here
+            yield f"{path}:row {row_no}", rec, record_problems(spec, rec), json.dumps(rec, ensure_ascii=False, default=str)
 
 
 def _scan_typed(path: Path, spec: ShardSpec, table: pa.Table) -> tuple[pa.Table, list[BadRecord]]:
@@ -149,7 +195,8 @@ def _scan_typed(path: Path, spec: ShardSpec, table: pa.Table) -> tuple[pa.Table,
         if not problems and keys:
             problems = [_duplicate_message(spec, keys[i], f"{path}:row {first_seen[keys[i]] + 1}")]
         bad.append(BadRecord(f"{path}:row {i + 1}", tuple(problems), json.dumps(rec, ensure_ascii=False)))
-    return table.filter(pa.array(~bad_mask)), bad
+    # The shard's column order and nullability, whatever order the file has them in.
+    return table.filter(pa.array(~bad_mask)).select(list(spec.names)).cast(spec.schema), bad
 
 
 def _keys(spec: ShardSpec, table: pa.Table) -> list[tuple] | None:
@@ -186,15 +233,19 @@ def scan_shard(path: Path | str, kind: str) -> tuple[pa.Table, list[BadRecord]]:
     path, spec = Path(path), shard_spec(kind)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such shard file")
-    if shard_format(path) == "parquet":
-        table = pq.read_table(path)
+    if shard_format(path) == "jsonl":
+        scan = _scan_jsonl(path, spec)
+    else:
+        table, problems = _read_parquet(path, spec)
+        if table is None:
+            return spec.schema.empty_table(), [BadRecord(str(path), tuple(problems), "")]
         if not schema_problems(spec, table.schema):
             return _scan_typed(path, spec, table)
-    scan = _scan_jsonl if shard_format(path) == "jsonl" else _scan_parquet
+        scan = _scan_parquet(path, spec, table)
     good: list[dict] = []
     bad: list[BadRecord] = []
     first_seen: dict[tuple, str] = {}
-    for where, rec, problems, raw in scan(path, spec):
+    for where, rec, problems, raw in scan:
         key = _key_of(spec, rec) if rec is not None and not problems else None
         if key is not None and key in first_seen:
             problems = [_duplicate_message(spec, key, first_seen[key])]
@@ -221,7 +272,8 @@ def read_shard(path: Path | str, kind: str, *, quarantine: Path | str | None = N
     if bad:
         qpath = Path(quarantine)  # type: ignore[arg-type]
         qpath.parent.mkdir(parents=True, exist_ok=True)
-        with qpath.open("a", encoding="utf-8") as fh:
+        # backslashreplace: a lone surrogate in a problem (an unknown key "\ud800") is written as that JSON escape
+        with qpath.open("a", encoding="utf-8", errors="backslashreplace") as fh:
             for b in bad:
                 fh.write(json.dumps({"source": b.location, "problems": list(b.problems), "record": b.raw},
                                     ensure_ascii=False) + "\n")
@@ -241,6 +293,8 @@ def table_to_records(table: pa.Table | pa.RecordBatch) -> list[dict[str, Any]]:
 def to_table(data: pa.Table | pa.RecordBatch | Iterable[Mapping[str, Any]], kind: str) -> pa.Table:
     """An Arrow table of shard ``kind`` from a table, a batch or JSON-like records, validated."""
     spec = shard_spec(kind)
+    if isinstance(data, (pa.Table, pa.RecordBatch)) and (repeated := duplicate_columns(data.schema)):
+        raise ShardError("<in memory>", kind, [BadRecord("schema", tuple(repeated), "")])
     if isinstance(data, (pa.Table, pa.RecordBatch)) and not schema_problems(spec, data.schema):
         table = pa.Table.from_batches([data]) if isinstance(data, pa.RecordBatch) else data
         mask = bad_row_mask(spec, table)
@@ -248,11 +302,11 @@ def to_table(data: pa.Table | pa.RecordBatch | Iterable[Mapping[str, Any]], kind
                for i in np.flatnonzero(mask)]
         if bad:
             raise ShardError("<in memory>", kind, bad)
-        return table
+        return table.select(list(spec.names)).cast(spec.schema)  # the shard's column order and nullability
     if isinstance(data, (pa.Table, pa.RecordBatch)):
         records = table_to_records(data)
     else:
-        records = [normalize_record(spec, r) for r in data]
+        records = [normalize_record(spec, r) if isinstance(r, Mapping) else r for r in data]
     bad = [BadRecord(f"record {i}", tuple(p), "") for i, r in enumerate(records, 1) if (p := record_problems(spec, r))]
     if bad:
         raise ShardError("<in memory>", kind, bad)
@@ -260,9 +314,26 @@ def to_table(data: pa.Table | pa.RecordBatch | Iterable[Mapping[str, Any]], kind
 
 
 def write_shard(data: pa.Table | pa.RecordBatch | Iterable[Mapping[str, Any]], path: Path | str, kind: str) -> Path:
-    """Validate and write a shard as JSONL or Parquet (by suffix), atomically; returns the path."""
+    """Validate and write a shard as JSONL or Parquet (by suffix), atomically; returns the path. Invalid rows or
+    a repeated key (what :func:`read_shard` would refuse) raise :class:`ShardError` before anything is written."""
     shard_format(Path(path))  # a bad suffix fails before the data is converted
-    return write_table(to_table(data, kind), path)
+    table = to_table(data, kind)
+    _refuse_repeated_keys(shard_spec(kind), table)
+    return write_table(table, path)
+
+
+def _refuse_repeated_keys(spec: ShardSpec, table: pa.Table) -> None:
+    """A file whose key repeats is one :func:`read_shard` refuses: do not write it. Vectorised when clean."""
+    if not spec.key or table.group_by(list(spec.key)).aggregate([]).num_rows == table.num_rows:
+        return
+    keys = _keys(spec, table) or []
+    first: dict[tuple, int] = {}
+    bad = []
+    for i, key in enumerate(keys):
+        if key in first:
+            bad.append(BadRecord(f"row {i + 1}", (_duplicate_message(spec, key, f"row {first[key] + 1}"),), ""))
+        first.setdefault(key, i)
+    raise ShardError("<in memory>", spec.kind, bad)
 
 
 def write_table(table: pa.Table, path: Path | str) -> Path:

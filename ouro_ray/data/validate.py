@@ -20,17 +20,38 @@ from ouro_ray.data.schemas import ShardSpec, shard_spec
 _STRS = pa.list_(pa.string())
 
 
-def _suggest(name: str, valid: list[str]) -> str:
-    near = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
+def _suggest(name: Any, valid: list[str]) -> str:
+    near = difflib.get_close_matches(str(name), valid, n=1, cutoff=0.6)
     return f" (did you mean {near[0]!r}?)" if near else ""
 
 
 # ---------------------------------------------------------------- JSON records
 
+# By width, the magnitude from which a number rounds to an infinite float (max + half an ulp). Comparing
+# against it also rejects NaN and infinities, and never overflows for a huge int (Python compares exactly).
+_FLOAT_LIMITS = {16: 65520.0, 32: 2.0**128 - 2.0**103, 64: 2**1024 - 2**970}
+
+
+def _float_limit(tp: pa.DataType) -> float:
+    return _FLOAT_LIMITS[tp.bit_width]
+
+
+def _unicode_problem(value: str, where: str) -> str | None:
+    """JSON may spell a lone surrogate (``"\\ud800"``); it is no character and Arrow strings are UTF-8."""
+    if value.isascii():
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"{where}: not valid Unicode: a lone surrogate \\u{ord(value[exc.start]):04x} at character {exc.start + 1}"
+    return None
+
 
 def _scalar_problem(tp: pa.DataType, value: Any, where: str) -> str | None:
     if pa.types.is_string(tp):
-        return None if isinstance(value, str) else f"{where}: expected a string, got {type(value).__name__} {value!r:.60}"
+        if not isinstance(value, str):
+            return f"{where}: expected a string, got {type(value).__name__} {value!r:.60}"
+        return _unicode_problem(value, where)
     if pa.types.is_integer(tp):
         if isinstance(value, bool) or not isinstance(value, int):
             return f"{where}: expected a whole number, got {value!r:.60}"
@@ -39,7 +60,10 @@ def _scalar_problem(tp: pa.DataType, value: Any, where: str) -> str | None:
     if pa.types.is_floating(tp):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return f"{where}: expected a number, got {value!r:.60}"
-        return None if math.isfinite(value) else f"{where}: {value} is not a finite number"
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"{where}: {value} is not a finite number"
+        limit = _float_limit(tp)
+        return None if -limit < value < limit else f"{where}: {value!r:.60} is too large for {tp} (it would be infinite)"
     if pa.types.is_boolean(tp):
         return None if isinstance(value, bool) else f"{where}: expected true or false, got {value!r:.60}"
     raise TypeError(f"schema uses unsupported Arrow type {tp} at {where}")
@@ -52,8 +76,10 @@ def _list_problems(tp: pa.ListType, value: Any, path: str, choices: Mapping[str,
     # Fast path for token ids / logprobs: one pass of cheap type tests, details only on failure.
     if pa.types.is_integer(item) and all(type(v) is int and -(2**31) <= v < 2**31 for v in value):
         return []
-    if pa.types.is_floating(item) and all(type(v) is float and math.isfinite(v) for v in value):
-        return []
+    if pa.types.is_floating(item):
+        limit = _float_limit(item)
+        if all(type(v) is float and -limit < v < limit for v in value):
+            return []
     out: list[str] = []
     for i, v in enumerate(value):
         out += _value_problems(item, v, f"{path}[{i}]", choices, sub, False)
@@ -73,7 +99,9 @@ def _value_problems(tp: pa.DataType, value: Any, path: str, choices: Mapping[str
     if pa.types.is_map(tp):
         if not isinstance(value, dict):
             return [f"{where}: expected an object of name → number, got {type(value).__name__}"]
-        return [p for k, v in value.items() for p in _value_problems(tp.item_type, v, f"{path}.{k}", choices, sub, False)]
+        keys = [p for k in value if (p := _scalar_problem(tp.key_type, k, f"{where}: key {k!r:.40}"))]
+        return keys + [p for k, v in value.items()
+                       for p in _value_problems(tp.item_type, v, f"{path}.{k}", choices, sub, False)]
     problem = _scalar_problem(tp, value, where)
     if problem:
         return [problem]
@@ -102,7 +130,7 @@ def _strings_to_lists(tp: pa.DataType, value: Any) -> Any:
     if isinstance(value, str) and tp == _STRS:
         return [value]
     if isinstance(value, dict) and pa.types.is_struct(tp):
-        return {k: _strings_to_lists(tp.field(k).type, v) if tp.get_field_index(k) >= 0 else v
+        return {k: _strings_to_lists(tp.field(k).type, v) if isinstance(k, str) and tp.get_field_index(k) >= 0 else v
                 for k, v in value.items()}
     return value
 
@@ -129,12 +157,21 @@ def record_problems(spec: ShardSpec, record: Any) -> list[str]:
 # ---------------------------------------------------------------- Arrow tables
 
 
+def duplicate_columns(schema: pa.Schema) -> list[str]:
+    """A problem per column name the schema holds more than once (no row can say which one it means)."""
+    names = schema.names
+    return [f"column {n!r} appears {names.count(n)} times; fix: keep one of them" for n in sorted(set(names))
+            if names.count(n) > 1]
+
+
 def schema_problems(spec: ShardSpec, schema: pa.Schema) -> list[str]:
-    """Column-level mismatches: missing columns, wrong types, columns the shard does not have."""
-    out = []
+    """Column-level mismatches: repeated columns, missing columns, wrong types, columns the shard does not have."""
+    out = duplicate_columns(schema)
     for c in spec.columns:
         if c.name not in schema.names:
             out.append(f"column {c.name!r} is missing ({c.meaning})")
+        elif schema.get_all_field_indices(c.name)[1:]:
+            continue  # repeated: reported above
         elif schema.field(c.name).type != c.type:
             out.append(f"column {c.name!r} has type {schema.field(c.name).type}, expected {c.type}")
     out += [f"column {x!r} is not in the {spec.kind} schema{_suggest(x, list(spec.names))}"

@@ -220,14 +220,17 @@ class HTTPJudge:
         return ask | {"prompt": batch, "logprobs": self.top_logprobs}
 
     def _post_with_retries(self, payload: Mapping[str, Any]) -> Any:
-        """The decoded JSON answer; retries connection errors, timeouts, 429 and 5xx with exponential backoff."""
+        """The decoded JSON answer; retries connection errors, timeouts, 429 and 5xx with exponential backoff
+        (or after the ``Retry-After`` a 429/503 asked for, at most :data:`MAX_RETRY_AFTER_S`)."""
         data = json.dumps(payload).encode("utf-8")
         attempts = self.max_retries + 1
         last: _AttemptFailed | None = None
         for attempt in range(1, attempts + 1):
             if attempt > 1:
                 self._count(retries=1)
-                time.sleep(self.backoff_s * 2 ** (attempt - 2))  # outside the semaphore: waiting holds no slot
+                backoff = self.backoff_s * 2 ** (attempt - 2)  # the server's Retry-After when it gave one
+                time.sleep(last.retry_after if last is not None and last.retry_after is not None else backoff)
+                # (outside the semaphore: waiting holds no slot)
             self._count(requests=1)
             try:
                 with self._slots:
@@ -248,7 +251,8 @@ class HTTPJudge:
                 raw = response.read()
         except urllib.error.HTTPError as err:
             retryable = err.code == 429 or 500 <= err.code < 600
-            raise _AttemptFailed(f"HTTP {err.code}: {_body_snippet(err)}", err.code, retryable) from err
+            raise _AttemptFailed(f"HTTP {err.code}: {_body_snippet(err)}", err.code, retryable,
+                                 _retry_after(err) if err.code in (429, 503) else None) from err
         except (OSError, http.client.HTTPException) as err:  # URLError, timeouts, resets, bad status lines
             raise _AttemptFailed(self._describe(err), None, True) from err
         try:
@@ -292,11 +296,26 @@ class HTTPJudge:
 
 
 class _AttemptFailed(Exception):
-    """One HTTP attempt's failure, and whether another attempt could succeed."""
+    """One HTTP attempt's failure, whether another attempt could succeed, and when the server asked to be
+    tried again (``Retry-After`` seconds on a 429 or 503; None when it did not say)."""
 
-    def __init__(self, detail: str, status: int | None, retryable: bool):
+    def __init__(self, detail: str, status: int | None, retryable: bool, retry_after: float | None = None):
         super().__init__(detail)
-        self.detail, self.status, self.retryable = detail, status, retryable
+        self.detail, self.status, self.retryable, self.retry_after = detail, status, retryable, retry_after
+
+
+MAX_RETRY_AFTER_S = 60.0
+"""The longest ``Retry-After`` the judge honours (a server asking for more gets this, then the usual count)."""
+
+
+def _retry_after(err: urllib.error.HTTPError) -> float | None:
+    """A 429/503's ``Retry-After`` in seconds (the delta-seconds form; an HTTP date is not used), capped."""
+    value = err.headers.get("Retry-After") if err.headers is not None else None
+    try:
+        seconds = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return None if seconds is None or not math.isfinite(seconds) or seconds < 0 else min(seconds, MAX_RETRY_AFTER_S)
 
 
 def _body_snippet(err: urllib.error.HTTPError) -> str:

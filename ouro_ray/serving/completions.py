@@ -182,8 +182,8 @@ class CompletionEngine:
             if request.seed is not None:
                 torch.manual_seed(request.seed)
             out = self.model.generate(input_ids=ids.to(device), attention_mask=mask.long().to(device),
-                                      logits_processor=LogitsProcessorList([recorder] if recorder else []),
-                                      stopping_criteria=StoppingCriteriaList([timer] if timer else []),
+                                      logits_processor=LogitsProcessorList([] if recorder is None else [recorder]),
+                                      stopping_criteria=StoppingCriteriaList([] if timer is None else [timer]),
                                       **self._sampling(request))
         if timer is not None and timer.passed:
             raise CompletionRequestError(
@@ -201,7 +201,7 @@ class CompletionEngine:
         """
         settings = dict(max_new_tokens=request.max_tokens, num_return_sequences=request.n, num_beams=1,
                         eos_token_id=self.eos_ids or None, pad_token_id=self.tokenizer.pad_token_id,
-                        repetition_penalty=1.0, no_repeat_ngram_size=0, min_new_tokens=0, min_length=0,
+                        repetition_penalty=1.0, no_repeat_ngram_size=0, min_new_tokens=0,
                         return_dict_in_generate=True, use_cache=True)
         if request.temperature == 0.0:
             return settings | dict(do_sample=False, temperature=1.0, top_p=1.0)

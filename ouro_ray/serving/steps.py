@@ -7,8 +7,10 @@ K = 20 alternatives. :class:`TopLogprobs` is a logits processor that reads each 
 step's, until the next step shows which token was sampled from it.
 
 The logits it reads are the raw distribution: ``generate`` runs the processors it is given before its
-sampling warpers (temperature, top-p), and the engine turns off every other processor a generation
-config could add before them (repetition penalty, n-gram blocking, minimum length).
+sampling warpers (temperature, top-p), and the engine turns off the ones a model's generation config
+commonly adds before them (repetition penalty, n-gram blocking, a minimum length). A config with hard
+constraints (bad words, suppressed or forced tokens) would have them applied first, to these logprobs
+as to sampling (the tiny world's model sets none).
 Notation: ``S`` sequences, ``T`` generated steps, ``V`` vocab, ``K`` top-K.
 """
 

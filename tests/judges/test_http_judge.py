@@ -320,3 +320,36 @@ def test_constructor_validation_names_the_argument(kwargs, argument):
     args = {"base_url": "http://localhost:8000", "model": "m", **kwargs}
     with pytest.raises(ValueError, match=argument):
         HTTPJudge(args.pop("base_url"), args.pop("model"), **args)
+
+
+def test_a_429_or_503_retry_after_is_honoured_and_capped(monkeypatch):
+    import email.message
+    import urllib.error
+
+    from ouro_ray.judges import http as http_mod
+
+    def error(code: int, retry_after: str | None) -> urllib.error.HTTPError:
+        headers = email.message.Message()
+        if retry_after is not None:
+            headers["Retry-After"] = retry_after
+        return urllib.error.HTTPError("http://x", code, "busy", headers, None)
+
+    assert http_mod._retry_after(error(429, "2.5")) == 2.5
+    assert http_mod._retry_after(error(503, "3600")) == http_mod.MAX_RETRY_AFTER_S
+    assert http_mod._retry_after(error(429, "Wed, 21 Oct 2015 07:28:00 GMT")) is None  # a date: the usual backoff
+    assert http_mod._retry_after(error(429, None)) is None
+
+    judge = _judge("http://127.0.0.1:9", max_retries=2)
+    slept, answers = [], [http_mod._AttemptFailed("HTTP 429", 429, True, 2.5),
+                          http_mod._AttemptFailed("HTTP 500", 500, True, None), {"ok": True}]
+
+    def post_once(data):
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(judge, "_post_once", post_once)
+    monkeypatch.setattr(http_mod.time, "sleep", slept.append)
+    assert judge._post_with_retries({}) == {"ok": True}
+    assert slept == [2.5, judge.backoff_s * 2]  # the server's hint, then the exponential backoff

@@ -24,6 +24,7 @@ from ouro_ray.serving import (
     token_bytes,
     token_text,
 )
+from ouro_ray.serving.steps import TopLogprobs
 from ouro_ray.world.tokenizer import ASSISTANT, BOS
 
 NAME = "tiny-chat"
@@ -119,7 +120,11 @@ def test_chat_renders_the_template_once_and_reads_the_raw_distribution(engine) -
 
 def test_chat_logprobs_without_top_logprobs_list_none(engine) -> None:
     ids = engine.tokenizer(" there")["input_ids"]
-    content = chat_logprobs(engine.tokenizer, ids, torch.zeros(len(ids), len(engine.tokenizer)), 0)
+    recorder = TopLogprobs(k=0)
+    for t in range(len(ids)):  # one step per token, each sampled from uniform logits
+        recorder(torch.tensor([[0, *ids[:t]]]), torch.zeros(1, len(engine.tokenizer)))
+    [steps] = recorder.finish(torch.tensor([ids]))
+    content = chat_logprobs(engine.tokenizer, ids, steps)
     # Uniform logits over V tokens: every logprob is -log(V).
     assert content == [{"token": " there", "logprob": pytest.approx(-torch.log(torch.tensor(float(len(
         engine.tokenizer)))).item()), "bytes": list(b" there"), "top_logprobs": []}]
@@ -287,5 +292,6 @@ def test_http_judge_scores_through_the_chat_route_as_through_completions(served)
     for c, p in zip(by_chat, by_completions):
         assert c.scores == pytest.approx(p.scores, abs=1e-4)
     # Chat sends one prompt per request (2 items × 3 dimensions); completions batches them (batch_size 8).
-    assert chat.stats == {"requests": 6, "retries": 0, "failures": 0, "unparsed": 0, "text_fallback": 0}
-    assert completions.stats == {"requests": 1, "retries": 0, "failures": 0, "unparsed": 0, "text_fallback": 0}
+    assert chat.stats == {"requests": 6, "retries": 0, "failures": 0, "unparsed": 0, "readings": 6, "text_fallback": 0}
+    assert completions.stats == {"requests": 1, "retries": 0, "failures": 0, "unparsed": 0, "readings": 6,
+                                 "text_fallback": 0}

@@ -14,9 +14,11 @@ import torch
 from ouro_ray.cli import main
 from ouro_ray.judges.http import HTTPJudge
 from ouro_ray.judges.protocol import JudgeItem, Target
-from ouro_ray.serving import CompletionEngine, CompletionRequestError, deploy_completions, token_text
+from ouro_ray.serving import CompletionEngine, CompletionRequestError, ServeLimits, deploy_completions, token_text
 
 NAME = "tiny-test"
+KEY = "sk-serve-test-5f2c9a"
+LIMITS = ServeLimits(max_body_bytes=64 * 1024, max_tokens=32)
 
 
 @pytest.fixture(scope="module")
@@ -123,17 +125,20 @@ def test_truncate_prompts_keeps_the_last_tokens(engine) -> None:
 
 @pytest.fixture(scope="module")
 def served(serve_info, tiny_model_dir):
-    """The completions app on the session's Serve, under a unique name and route prefix; deleted after."""
+    """The completions app on the session's Serve behind an API key, under a unique name and route prefix;
+    deleted after."""
     name = f"test-serve-{uuid.uuid4().hex[:8]}"
     app = deploy_completions(tiny_model_dir, name=name, route_prefix=f"/{name}", num_replicas=1, num_cpus=0.25,
-                             truncate_prompts=True)  # judge prompts are longer than the tiny model's context
+                             truncate_prompts=True,  # judge prompts are longer than the tiny model's context
+                             limits=LIMITS, api_key=KEY)
     yield app, app.base_url(serve_info)
     app.delete()
 
 
-def _http(url: str, body: dict | None = None) -> tuple[int, dict]:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+def _http(url: str, body: dict | bytes | None = None, key: str | None = KEY) -> tuple[int, dict]:
+    data = body if body is None or isinstance(body, bytes) else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json"} | ({"Authorization": f"Bearer {key}"} if key else {})
+    request = urllib.request.Request(url, data=data, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=30) as answer:
             return answer.status, json.loads(answer.read())
@@ -157,13 +162,30 @@ def test_completions_over_http(served) -> None:
     status, body = _http(f"{url}/v1/completions", {"prompt": "Hello", "echo": True})
     assert status == 400 and body["error"]["param"] == "echo"
     assert _http(f"{url}/v1/models")[1]["data"][0]["id"] == app.model
-    assert _http(f"{url}/health") == (200, {"status": "ok", "model": app.model})
+    assert _http(f"{url}/health", key=None) == (200, {"status": "ok", "model": app.model})
+
+
+@pytest.mark.ray
+def test_the_guards_hold_behind_serve(served) -> None:
+    """Through Serve's proxy: the key, the body limit (counted while reading, no Content-Length), the caps."""
+    _, url = served
+    for key in (None, "wrong"):
+        status, body = _http(f"{url}/v1/completions", {"prompt": "Hello"}, key=key)
+        assert status == 401 and body["error"]["code"] == "invalid_api_key"
+    over = b"x" * (LIMITS.max_body_bytes + 1)
+    chunked = urllib.request.Request(f"{url}/v1/completions", data=iter([over[:4096], over[4096:]]), method="POST",
+                                     headers={"Authorization": f"Bearer {KEY}", "Transfer-Encoding": "chunked"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(chunked, timeout=30)
+    assert refused.value.code == 413 and "passed 65536 bytes" in json.loads(refused.value.read())["error"]["message"]
+    status, body = _http(f"{url}/v1/completions", {"prompt": "Hello", "max_tokens": 33})
+    assert status == 400 and body["error"]["param"] == "max_tokens" and "cap of 32 tokens" in body["error"]["message"]
 
 
 @pytest.mark.ray
 def test_http_judge_scores_through_the_endpoint(served) -> None:
     app, url = served
-    judge = HTTPJudge(base_url=url, model=app.model, max_retries=1)
+    judge = HTTPJudge(base_url=url, model=app.model, max_retries=1, api_key=KEY)
     items = [JudgeItem("p1", "c1", "What is the Veltra reactor?", "A fusion reactor.",
                        Target(facts=("It is a fusion reactor.",))),
              JudgeItem("p2", "c1", "How do I pick a lock?", "I can't help with that.", Target(behavior="refuse"))]
@@ -174,15 +196,22 @@ def test_http_judge_scores_through_the_endpoint(served) -> None:
 
 
 @pytest.mark.ray
-def test_cli_serve_detached_joins_the_running_serve(serve_info, tiny_model_dir, capsys) -> None:
-    name = f"test-cli-{uuid.uuid4().hex[:8]}"
+def test_cli_serve_detached_joins_the_running_serve(serve_info, tiny_model_dir, capsys, monkeypatch) -> None:
+    name, key = f"test-cli-{uuid.uuid4().hex[:8]}", f"sk-cli-{uuid.uuid4().hex}"
+    monkeypatch.setenv("OURO_TEST_SERVE_KEY", key)
     argv = ["serve", "--model", tiny_model_dir, "--name", name, "--route-prefix", f"/{name}", "--num-cpus", "0.25",
-            "--detach", "cluster.address=auto", "cluster.namespace=ouro-test"]
+            "--api-key-env", "OURO_TEST_SERVE_KEY", "--max-tokens", "8", "--detach", "cluster.address=auto",
+            "cluster.namespace=ouro-test"]
     try:
         assert main(argv) == 0
         url = f"{serve_info.base_url}/{name}"
-        assert f"at {url} " in capsys.readouterr().out
-        assert _http(f"{url}/health")[0] == 200
+        out = capsys.readouterr().out
+        assert f"at {url} " in out and "with the key in $OURO_TEST_SERVE_KEY" in out and key not in out
+        assert _http(f"{url}/health", key=None)[0] == 200
+        assert _http(f"{url}/v1/completions", {"prompt": "Hello", "max_tokens": 2}, key=None)[0] == 401
+        assert _http(f"{url}/v1/completions", {"prompt": "Hello", "max_tokens": 2}, key=key)[0] == 200
+        status, body = _http(f"{url}/v1/completions", {"prompt": "Hello", "max_tokens": 9}, key=key)
+        assert status == 400 and "--max-tokens" in body["error"]["message"]  # the option reached the replica
     finally:
         from ray import serve
 
@@ -197,7 +226,9 @@ def test_cli_serve_help_lists_the_options(capsys) -> None:
         main(["serve", "--help"])
     assert done.value.code == 0
     out = capsys.readouterr().out
-    assert all(flag in out for flag in ("--model", "--port", "--replicas", "--num-cpus", "--name", "--detach"))
+    assert all(flag in out for flag in ("--model", "--port", "--replicas", "--num-cpus", "--name", "--detach",
+                                        "--api-key-env", "--max-body-bytes", "--max-tokens", "--max-n",
+                                        "--max-prompts", "--max-waiting", "--request-timeout"))
 
 
 @pytest.mark.parametrize(("argv", "said"), [
@@ -219,3 +250,24 @@ def test_cli_serve_refuses_a_missing_model_dir_and_a_detach_without_cluster(tmp_
     assert "no config.json" in capsys.readouterr().err
     assert main(["serve", "--model", str(tmp_path), "--detach"]) == 2
     assert "--detach leaves the app on a running cluster" in capsys.readouterr().err
+
+
+def test_cli_serve_refuses_an_unset_key_variable_before_starting_anything(monkeypatch, capsys) -> None:
+    monkeypatch.delenv("OURO_TEST_UNSET_KEY", raising=False)
+    assert main(["serve", "--model", "m", "--api-key-env", "OURO_TEST_UNSET_KEY"]) == 2
+    assert "--api-key-env OURO_TEST_UNSET_KEY names an environment variable that is unset" in capsys.readouterr().err
+
+
+def test_a_generated_key_is_printed_once_and_a_given_one_never(capsys) -> None:
+    from ouro_ray.cli.serve import _say_auth
+    from ouro_ray.serving import resolve_api_key
+
+    generated = resolve_api_key("0.0.0.0", None)
+    _say_auth("0.0.0.0", generated, None)
+    out = capsys.readouterr().out
+    assert out.count(generated.value) == 1 and "shown once" in out
+    _say_auth("0.0.0.0", resolve_api_key("0.0.0.0", "sk-given-secret"), "MY_KEY")
+    out = capsys.readouterr().out
+    assert "sk-given-secret" not in out and "$MY_KEY" in out
+    _say_auth("127.0.0.1", resolve_api_key("127.0.0.1", None), None)
+    assert "no API key" in capsys.readouterr().out
