@@ -92,8 +92,11 @@ def start_weight_store(prefix: str = "ouro", namespace: str | None = None, local
         return WeightStore()
     import ray
 
+    # Restarted when it dies (empty: the learner publishes again, `LearnerGroup.republish_if_lost`); a call in
+    # flight is retried on the restarted store (every method is safe to repeat) rather than failing its caller.
     return ray.remote(WeightStore).options(
-        name=f"{prefix}/weights", namespace=namespace, num_cpus=0, max_restarts=-1, get_if_exists=True,
+        name=f"{prefix}/weights", namespace=namespace, num_cpus=0, max_restarts=-1, max_task_retries=-1,
+        get_if_exists=True,
     ).remote()
 
 
