@@ -47,14 +47,14 @@ VOLATILE = ("seconds", "learner_restarts", "resubmitted", "wait_")
 """Metric keys that may differ from the clean run's: wall times and restart counters."""
 
 DRILL = [
-    "rounds=2", "loop.mode=sync", "data.synthetic_dialogs=4", "loop.prompts_per_round=12", "distill.use_ai=false",
+    "rounds=2", "loop.mode=sync", "data.synthetic_dialogs=3", "loop.prompts_per_round=8", "distill.use_ai=false",
     "judges.llm.enabled=false", "judges.constitution.enabled=false", "learner.ppo.ptx_coef=0",
     "rollout.sampling.n=2", "rollout.sampling.max_new_tokens=12", "rollout.workers.num_workers=1",
     "rollout.workers.num_cpus=0.5", "reference.workers.num_workers=1", "reference.workers.num_cpus=0.25",
     "judges.min_workers=1", "judges.max_workers=1", "judges.num_cpus=0.25", "learner.algo=ppo",
     "learner.num_workers=1", "learner.num_cpus_per_worker=0.5", "reward_model.refit_every=1",
     "reward_model.workers.num_workers=1", "reward_model.workers.num_cpus=0.25", "evaluation.held_out_dialogs=2",
-    "evaluation.size=6", "evaluation.n=2", "evaluation.bootstrap=100", "evaluation.stress=false"]
+    "evaluation.size=4", "evaluation.n=2", "evaluation.bootstrap=100", "evaluation.stress=false"]
 """A small sync run with every role as its own actor (one each), the reward model refitted in the loop."""
 
 

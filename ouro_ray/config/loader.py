@@ -23,6 +23,10 @@ MAX_VALUES = 100_000
 """Most values a config file or override may stand for, each use of a YAML alias counting its whole anchor;
 the shipped configs hold a few hundred."""
 _YAML_FIX = "fix: correct the YAML there (quote a value that is meant as a string)"
+_INT_TAG = "tag:yaml.org,2002:int"
+# Longest whole number a config may spell. Python parses at most 4300 decimal digits, but hex, octal and 1:2:3
+# numbers escape that limit, and then every message showing the value fails; 3000 hex digits still print.
+_MAX_DIGITS = 3000
 
 
 class _Unbounded(Exception):
@@ -34,13 +38,16 @@ class _Unbounded(Exception):
 
 
 def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_: set[int]) -> int:
-    """How many values ``node`` stands for with every alias expanded; linear in the distinct nodes."""
+    """How many values ``node`` stands for with every alias expanded; linear in the distinct nodes. Also refuses
+    a whole number too long for Python to print (every message showing it would fail)."""
     if id(node) in sizes:
         return sizes[id(node)]
     if id(node) in open_:
         raise _Unbounded(node, "a YAML alias inside its own anchor makes an endless value; fix: remove the *alias "
                                "from inside the &anchor it names")
     if isinstance(node, yaml.ScalarNode):
+        if node.tag == _INT_TAG and len(node.value) > _MAX_DIGITS:
+            raise _Unbounded(node, f"a whole number of more than {_MAX_DIGITS} digits; fix: use a smaller number")
         return 1
     open_.add(id(node))
     children = node.value if isinstance(node, yaml.SequenceNode) else [n for pair in node.value for n in pair]
@@ -120,7 +127,6 @@ def read_yaml(path: Path | str) -> tuple[dict[str, Any], dict[str, str]]:
         line = raw.count(b"\n", 0, exc.start) + 1
         raise ConfigError([f"{path}:{line}: not valid UTF-8 (byte 0x{raw[exc.start]:02x}); fix: save the file as "
                            "UTF-8"]) from None
-    node = None
     try:
         node, data = _parse(text)
     except yaml.reader.ReaderError as exc:  # a character YAML does not allow (NUL, other controls)

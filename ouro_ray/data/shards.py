@@ -32,6 +32,7 @@ from ouro_ray.data.schemas import SHARDS, ShardSpec, shard_spec
 from ouro_ray.data.validate import (
     bad_row_mask,
     duplicate_columns,
+    ints_as_floats,
     normalize_record,
     record_problems,
     row_record,
@@ -255,7 +256,15 @@ def scan_shard(path: Path | str, kind: str) -> tuple[pa.Table, list[BadRecord]]:
             bad.append(BadRecord(where, tuple(problems), raw))
         else:
             good.append(rec)  # type: ignore[arg-type]
-    return pa.Table.from_pylist(good, schema=spec.schema), bad
+    return _records_table(good, spec), bad
+
+
+def _records_table(records: list[dict[str, Any]], spec: ShardSpec) -> pa.Table:
+    """Valid records as a table of the shard's schema."""
+    try:
+        return pa.Table.from_pylist(records, schema=spec.schema)
+    except pa.ArrowInvalid:  # a whole number a float32 cannot hold exactly (2**24 + 1): as a float, Arrow rounds it
+        return pa.Table.from_pylist([ints_as_floats(spec, r) for r in records], schema=spec.schema)
 
 
 def read_shard(path: Path | str, kind: str, *, quarantine: Path | str | None = None) -> ShardRead:
@@ -310,7 +319,7 @@ def to_table(data: pa.Table | pa.RecordBatch | Iterable[Mapping[str, Any]], kind
     bad = [BadRecord(f"record {i}", tuple(p), "") for i, r in enumerate(records, 1) if (p := record_problems(spec, r))]
     if bad:
         raise ShardError("<in memory>", kind, bad)
-    return pa.Table.from_pylist(records, schema=spec.schema)
+    return _records_table(records, spec)
 
 
 def write_shard(data: pa.Table | pa.RecordBatch | Iterable[Mapping[str, Any]], path: Path | str, kind: str) -> Path:

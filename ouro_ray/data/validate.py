@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import sys
 from typing import Any, Mapping
 
 import numpy as np
@@ -32,6 +33,14 @@ def _suggest(name: Any, valid: list[str]) -> str:
 _FLOAT_LIMITS = {16: 65520.0, 32: 2.0**128 - 2.0**103, 64: 2**1024 - 2**970}
 
 
+def _show(value: Any) -> str:
+    """A value in a message, cut to 60 characters; Python refuses to print an int of over 4300 digits."""
+    try:
+        return f"{value!r:.60}"
+    except ValueError:
+        return f"<a {type(value).__name__} holding a number of over {sys.get_int_max_str_digits()} digits>"
+
+
 def _float_limit(tp: pa.DataType) -> float:
     return _FLOAT_LIMITS[tp.bit_width]
 
@@ -50,28 +59,29 @@ def _unicode_problem(value: str, where: str) -> str | None:
 def _scalar_problem(tp: pa.DataType, value: Any, where: str) -> str | None:
     if pa.types.is_string(tp):
         if not isinstance(value, str):
-            return f"{where}: expected a string, got {type(value).__name__} {value!r:.60}"
+            return f"{where}: expected a string, got {type(value).__name__} {_show(value)}"
         return _unicode_problem(value, where)
     if pa.types.is_integer(tp):
         if isinstance(value, bool) or not isinstance(value, int):
-            return f"{where}: expected a whole number, got {value!r:.60}"
+            return f"{where}: expected a whole number, got {_show(value)}"
         bits = tp.bit_width - 1
-        return None if -(2**bits) <= value < 2**bits else f"{where}: {value} does not fit in {tp}"
+        return None if -(2**bits) <= value < 2**bits else f"{where}: {_show(value)} does not fit in {tp}"
     if pa.types.is_floating(tp):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return f"{where}: expected a number, got {value!r:.60}"
+            return f"{where}: expected a number, got {_show(value)}"
         if isinstance(value, float) and not math.isfinite(value):
             return f"{where}: {value} is not a finite number"
-        limit = _float_limit(tp)
-        return None if -limit < value < limit else f"{where}: {value!r:.60} is too large for {tp} (it would be infinite)"
+        if -_float_limit(tp) < value < _float_limit(tp):
+            return None
+        return f"{where}: {_show(value)} is too large for float{tp.bit_width} (it would be infinite)"
     if pa.types.is_boolean(tp):
-        return None if isinstance(value, bool) else f"{where}: expected true or false, got {value!r:.60}"
+        return None if isinstance(value, bool) else f"{where}: expected true or false, got {_show(value)}"
     raise TypeError(f"schema uses unsupported Arrow type {tp} at {where}")
 
 
 def _list_problems(tp: pa.ListType, value: Any, path: str, choices: Mapping[str, tuple[str, ...]], sub: str) -> list[str]:
     if not isinstance(value, list):
-        return [f"{path}: expected a list, got {type(value).__name__} {value!r:.60}"]
+        return [f"{path}: expected a list, got {type(value).__name__} {_show(value)}"]
     item = tp.value_type
     # Fast path for token ids / logprobs: one pass of cheap type tests, details only on failure.
     if pa.types.is_integer(item) and all(type(v) is int and -(2**31) <= v < 2**31 for v in value):
@@ -115,7 +125,7 @@ def _struct_problems(tp: pa.StructType, value: Any, path: str, choices: Mapping[
                      sub: str) -> list[str]:
     where = path or "record"
     if not isinstance(value, dict):
-        return [f"{where}: expected an object, got {type(value).__name__} {value!r:.60}"]
+        return [f"{where}: expected an object, got {type(value).__name__} {_show(value)}"]
     names = [f.name for f in tp]
     dot = f"{path}." if path else ""
     out = [f"{dot}{k}: unknown field{_suggest(k, names)}; expected fields: {', '.join(names)}"
@@ -130,9 +140,28 @@ def _strings_to_lists(tp: pa.DataType, value: Any) -> Any:
     if isinstance(value, str) and tp == _STRS:
         return [value]
     if isinstance(value, dict) and pa.types.is_struct(tp):
-        return {k: _strings_to_lists(tp.field(k).type, v) if isinstance(k, str) and tp.get_field_index(k) >= 0 else v
-                for k, v in value.items()}
+        fields = {f.name: f.type for f in tp}  # not tp.get_field_index(k): Arrow cannot encode a key "\ud800" or 1
+        return {k: _strings_to_lists(fields[k], v) if k in fields else v for k, v in value.items()}
     return value
+
+
+def _ints_as_floats(tp: pa.DataType, value: Any) -> Any:
+    if type(value) is int and pa.types.is_floating(tp):
+        return float(value)
+    if isinstance(value, list) and pa.types.is_list(tp):
+        return [_ints_as_floats(tp.value_type, v) for v in value]
+    if isinstance(value, dict) and pa.types.is_map(tp):
+        return {k: _ints_as_floats(tp.item_type, v) for k, v in value.items()}
+    if isinstance(value, dict) and pa.types.is_struct(tp):
+        fields = {f.name: f.type for f in tp}
+        return {k: _ints_as_floats(fields[k], v) if k in fields else v for k, v in value.items()}
+    return value
+
+
+def ints_as_floats(spec: ShardSpec, record: Mapping[str, Any]) -> dict[str, Any]:
+    """A valid record with each whole number in a float column as a float. JSON cannot tell 16777217 from
+    16777217.0, but Arrow refuses an int a float32 cannot hold exactly; a float it rounds."""
+    return {k: _ints_as_floats(spec.column(k).type, v) for k, v in record.items()}
 
 
 def normalize_record(spec: ShardSpec, record: Mapping[str, Any]) -> dict[str, Any]:

@@ -34,7 +34,7 @@ YAML_SNIPPETS = [
     "{" * 400 + "}" * 400, "[" * 200 + "]" * 200, "{a: 1, a: 2}", "%YAML 1.1\n---", "---\n", "...", "'unterminated",
     '"\\x"', "key: value: other", "{{", "!!set {a, b}", "!!omap [a]", ".nan", ".inf", "-.inf", "0x1F", "0o17",
     "1_000", "~", "null", "yes", "no", "on", "1e-4", "1e999", "1" + "0" * 400, "-" + "9" * 30, "!!str", "!custom x",
-    "\ufeff", "\x00", "\x85", "\u2028", "a: &x {b: *x}", "&r [*r]",
+    "\ufeff", "\x00", "\x85", "\u2028", "a: &x {b: *x}", "&r [*r]", "0x" + "f" * 4000, ":".join(["59"] * 3000),
 ]
 
 
@@ -143,7 +143,8 @@ def recursive_alias(mapping: bool, target: str) -> str:
 OVERRIDE_VALUES = [
     "", "0", "-1", "3", "0.5", "1e-4", "1e999", ".nan", "-.inf", "true", "null", "~", "[a, b]", "[]", "{}", "{a: 1}",
     "[", "{", "]", ": ", "a: b", "- x", "'quoted'", '"dq', "2001-02-30", "!!int abc", "1" * 5000, "[" * 600,
-    "&a [*a]", "*undefined", "auto", "tiny-world", "sync", "async", "dpo", "ppo", "rules", "=", "a=b",
+    "&a [*a]", "*undefined", "auto", "tiny-world", "sync", "async", "dpo", "ppo", "rules", "=", "a=b", "0x" + "f" * 4000,
+    "[0x" + "f" * 4000 + "]",
 ]
 
 

@@ -150,7 +150,7 @@ def test_chat_sends_one_user_message_per_prompt_asking_for_top_logprobs(server):
         "judge-model", 1, 0, True, 5)
     [message] = body["messages"]
     assert message["role"] == "user" and message["content"].endswith("Score (1-5):")
-    assert judge.stats == {"requests": 6, "retries": 0, "failures": 0, "unparsed": 0, "text_fallback": 0}
+    assert judge.stats == {"requests": 6, "retries": 0, "failures": 0, "unparsed": 0, "readings": 6, "text_fallback": 0}
 
 
 def test_chat_keeps_the_order_and_the_in_flight_bound(server):
@@ -173,7 +173,7 @@ def test_chat_retries_recover_and_text_fallback_is_counted(server):
     [verdict] = judge.score([_item(0)])
     assert verdict.reward == pytest.approx(-0.5)  # the text's "2" with probability 1 → (2 - 3) / 2
     assert "read '2' from the text" in verdict.notes
-    assert judge.stats == {"requests": 3, "retries": 2, "failures": 0, "unparsed": 0, "text_fallback": 1}
+    assert judge.stats == {"requests": 3, "retries": 2, "failures": 0, "unparsed": 0, "readings": 1, "text_fallback": 1}
 
 
 def test_chat_pairwise_prefer(server):
