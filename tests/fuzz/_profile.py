@@ -1,10 +1,10 @@
 """Hypothesis profiles for the fuzzers (loaded by ``conftest.py``): reproducible by default, wider on request.
 
 ``ci`` (the default): a fixed seed derived from each test (``derandomize``), no example database, so a
-failure reproduces on every machine and run; each fuzzer's ``max_examples`` keeps ``tests/fuzz`` near a
-minute on two cores. ``explore``: fresh random examples and ten times as many, for hunting bugs by hand:
-``OURO_FUZZ=explore pytest tests/fuzz``. A failure prints the shrunk example; keep it as a regression test
-(``test_*_regressions.py``) once fixed.
+failure reproduces on every machine and run; the fuzzers' ``max_examples`` keep ``tests/fuzz`` at about
+10 s of CPU (under a minute even on two cores a benchmark keeps busy). ``explore``: fresh random examples and ten times as
+many, for hunting bugs by hand: ``OURO_FUZZ=explore pytest tests/fuzz``. A failure prints the shrunk
+example; keep it as a regression test (``test_*_regressions.py``) once fixed.
 """
 
 from __future__ import annotations

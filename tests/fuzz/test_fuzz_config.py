@@ -33,7 +33,7 @@ def _load_text(text: bytes, extra: list[str] | tuple = ()) -> None:
         check_load(path, extra, text)
 
 
-@settings(max_examples=examples(300))
+@settings(max_examples=examples(150))
 @given(configs, st.data())
 def test_corrupted_yaml_bytes_give_a_config_or_a_located_error(base: Path, data: st.DataObject) -> None:
     text = base.read_bytes()
@@ -42,7 +42,7 @@ def test_corrupted_yaml_bytes_give_a_config_or_a_located_error(base: Path, data:
     _load_text(text)
 
 
-@settings(max_examples=examples(200))
+@settings(max_examples=examples(100))
 @given(configs, st.data(), st.booleans())
 def test_corrupted_yaml_structure_gives_a_config_or_a_located_error(base: Path, data: st.DataObject,
                                                                     allow_unicode: bool) -> None:
@@ -53,7 +53,7 @@ def test_corrupted_yaml_structure_gives_a_config_or_a_located_error(base: Path, 
 
 
 @pytest.mark.timeout(120)  # an unbounded expansion would run for hours: fail instead
-@settings(max_examples=examples(40))
+@settings(max_examples=examples(20))
 @given(st.integers(2, 9), st.integers(2, 9), st.booleans(), st.booleans(),
        st.sampled_from(["seed", "world", "judges.rules", "scoring.lambdas", "extra.key"]))
 def test_alias_bombs_and_recursive_aliases_are_refused_quickly(levels: int, fan: int, mapping: bool, recursive: bool,
@@ -63,7 +63,7 @@ def test_alias_bombs_and_recursive_aliases_are_refused_quickly(levels: int, fan:
 
 
 @pytest.mark.timeout(120)
-@settings(max_examples=examples(300))
+@settings(max_examples=examples(150))
 @given(st.none() | configs, st.lists(overrides, min_size=1, max_size=3))
 def test_random_overrides_give_a_config_or_an_error_naming_the_override(base: Path | None, args: list[str]) -> None:
     check_load(base, args)
