@@ -32,8 +32,8 @@ def cmd_studio(args: argparse.Namespace) -> int:
           f"  writes go to {run_dir / 'studio'} and {run_dir / 'chat' / 'dialogs.jsonl'}; Ctrl-C stops", flush=True)
     try:
         serve(app, sock)
-    except KeyboardInterrupt:
-        pass
+    except KeyboardInterrupt:  # Ctrl-C is how a person stops the studio: not an error
+        return 0
     return 0
 
 

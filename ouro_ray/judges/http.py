@@ -228,9 +228,8 @@ class HTTPJudge:
         for attempt in range(1, attempts + 1):
             if attempt > 1:
                 self._count(retries=1)
-                backoff = self.backoff_s * 2 ** (attempt - 2)  # the server's Retry-After when it gave one
-                time.sleep(last.retry_after if last is not None and last.retry_after is not None else backoff)
-                # (outside the semaphore: waiting holds no slot)
+                hint = last.retry_after if last is not None else None  # the server's Retry-After, if it gave one
+                time.sleep(hint if hint is not None else self.backoff_s * 2 ** (attempt - 2))  # holds no slot
             self._count(requests=1)
             try:
                 with self._slots:
@@ -304,8 +303,7 @@ class _AttemptFailed(Exception):
         self.detail, self.status, self.retryable, self.retry_after = detail, status, retryable, retry_after
 
 
-MAX_RETRY_AFTER_S = 60.0
-"""The longest ``Retry-After`` the judge honours (a server asking for more gets this, then the usual count)."""
+MAX_RETRY_AFTER_S = 60.0  # the longest Retry-After the judge honours (more is cut to this)
 
 
 def _retry_after(err: urllib.error.HTTPError) -> float | None:
