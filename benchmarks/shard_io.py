@@ -27,9 +27,11 @@ from ouro_ray.data import read_shard, to_table, write_shard
 def _candidates(rows: int, tokens: int, seed: int = 0) -> list[dict]:
     rng = np.random.default_rng(seed)
     ids = rng.integers(0, 2048, size=(rows, tokens)).astype(int)
+    prompt_ids = rng.integers(0, 2048, size=(rows, tokens // 2)).astype(int)
     logprobs = -rng.exponential(1.0, size=(rows, tokens)).astype(np.float32)
     return [{"prompt_id": f"p{i // 4}", "candidate_id": f"c{i % 4}", "text": "word " * (tokens // 2),
-             "token_ids": ids[i].tolist(), "logprobs": logprobs[i].tolist(), "policy_version": 0}
+             "prompt_token_ids": prompt_ids[i].tolist(), "token_ids": ids[i].tolist(),
+             "logprobs": logprobs[i].tolist(), "policy_version": 0}
             for i in range(rows)]
 
 

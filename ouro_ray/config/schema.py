@@ -52,7 +52,7 @@ class ClusterConfig:
 class OuroConfig:
     """An ouro-ray run."""
 
-    seed: int = param(0, "the one seed from which every random stream of the run is derived", ge=0)
+    seed: int = param(0, "the one seed from which every random stream of the run is derived", ge=0, le=2**32 - 1)
     model: ModelConfig = param(factory=ModelConfig, doc="the initial policy")
     world: WorldConfig = param(factory=WorldConfig, doc="the tiny world (used when model.path is 'tiny-world')")
     cluster: ClusterConfig = param(factory=ClusterConfig, doc="the Ray cluster")

@@ -68,3 +68,23 @@ def append_line(path: str | Path, line: str) -> Path:
     finally:
         os.close(fd)  # releases the lock
     return path
+
+
+def json_objects(path: str | Path) -> Iterator[tuple[int, dict | None]]:
+    """``(line number, record)`` for each non-blank line of a JSONL file that others append to; ``record`` is
+    None for a line that is not a UTF-8 JSON object (a fragment of an interrupted write), for the caller
+    to count.
+
+    Lines end at ``b"\n"`` only, as :func:`append_line` writes them: a record whose text holds U+2028 or a
+    lone ``\r`` stays one record (``str.splitlines`` would cut it in two).
+    """
+    with Path(path).open("rb") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line.decode("utf-8"))
+            except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+                record = None
+            yield n, record if isinstance(record, dict) else None
+

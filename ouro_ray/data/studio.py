@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ouro_ray.data.files import append_line
+from ouro_ray.data.files import append_line, json_objects
 
 log = logging.getLogger(__name__)
 
@@ -83,14 +83,8 @@ class StudioLog:
         if not path.is_file():
             return StudioRecords([], 0)
         records, bad = [], 0
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError:
-                record = None
-            if not isinstance(record, dict):
+        for n, record in json_objects(path):
+            if record is None:
                 bad += 1
                 log.warning("%s:%d: not a JSON object (a fragment of an interrupted write?); quarantined", path, n)
                 continue

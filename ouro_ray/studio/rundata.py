@@ -16,6 +16,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from ouro_ray.data.files import json_objects
 from ouro_ray.data.studio import StudioLog
 from ouro_ray.loop.rundir import is_run_dir
 from ouro_ray.models.resolve import RUN_MARKER
@@ -61,15 +62,7 @@ def _parquet(path: str, stamp: tuple[int, int], columns: tuple[str, ...] | None)
 
 @functools.lru_cache(maxsize=32)
 def _jsonl(path: str, stamp: tuple[int, int]) -> tuple[dict, ...]:
-    rows = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line) if line.strip() else None
-        except ValueError:  # a fragment of an interrupted write: not an item
-            row = None
-        if isinstance(row, dict):
-            rows.append(row)
-    return tuple(rows)
+    return tuple(row for _, row in json_objects(path) if row is not None)  # a fragment of a torn write: no item
 
 
 def parquet_rows(path: Path, columns: tuple[str, ...] | None = None) -> tuple[dict, ...]:

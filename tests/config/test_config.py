@@ -56,6 +56,9 @@ def test_wrong_type_and_out_of_range_name_key_value_rule_and_fix(tmp_path: Path)
     assert "'ten': must be a whole number" in steps
     seed = next(p for p in problems if p.startswith("override 'seed=-1'"))
     assert "seed = -1: must be >= 0" in seed
+    with pytest.raises(ConfigError, match=r"seed = 4294967296: must be >= 0 and <= 4294967295"):  # numpy seeds are 32-bit
+        load_config(None, ["seed=4294967296"])
+    assert load_config(None, ["seed=4294967295"]).seed == 2**32 - 1
 
 
 def test_choice_suggests_the_near_value() -> None:

@@ -166,6 +166,16 @@ def test_a_fragment_a_killed_writer_left_is_skipped_and_the_next_label_kept(clie
     assert "1 unreadable line(s)" in client.get("/run").text
 
 
+def test_a_label_whose_text_holds_a_line_separator_stays_one_record(run_dir) -> None:
+    log = StudioLog(run_dir)
+    log.append("scores", {"candidate_id": "c0", "note": "one\u2028two\rthree\x85four", "seconds": 1.0})
+    (run_dir / "studio" / "scores.jsonl").open("ab").write(b'{"torn": "\xe2\x80\n')  # half a character
+    log.append("scores", {"candidate_id": "c1", "seconds": 2.0})
+    read = log.read("scores")
+    assert [r["candidate_id"] for r in read.records] == ["c0", "c1"] and read.quarantined == 1
+    assert read.records[0]["note"] == "one\u2028two\rthree\x85four"
+
+
 # ---------------------------------------------------------------- chat (stage 1)
 
 
