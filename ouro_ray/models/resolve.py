@@ -6,11 +6,13 @@ A model spec is one of:
 - an ``ouro run`` directory (it holds ``run.json``): the run's current policy, ``RUN_DIR/policy`` (before its
   first update, the model its config starts from);
 - a learner checkpoint (``learner_state.json`` beside ``policy/``): the checkpoint's policy;
-- any Hugging Face model directory (it holds ``config.json``).
+- any Hugging Face model directory (it holds ``config.json``);
+- a GGUF file, or ``package:NAME`` for the GGUF file an installed package holds: converted once to a
+  Hugging Face directory in a content-hashed cache (:mod:`ouro_ray.models.gguf`).
 
 Every command and config key that takes a model (``model.path``, ``--model``, ``--policy``,
 ``judges.llm.model``, ``reward_model.path``…) goes through :func:`resolve_model`, so each accepts
-all four. Imports no torch: resolving is file checks (and, for the tiny world, a cached build).
+all of them. Imports no torch: resolving is file checks (and, for the tiny world and a GGUF file, a cached build).
 """
 
 from __future__ import annotations
@@ -51,6 +53,10 @@ def resolve_model(spec: str | Path, world: WorldConfig | None = None, seed: int 
         from ouro_ray.world import build_tiny_world
 
         return ResolvedModel(Path(build_tiny_world(world or WorldConfig(), seed, progress=progress).model_dir))
+    from ouro_ray.models.gguf import gguf_model_dir, is_gguf_spec
+
+    if is_gguf_spec(spec):
+        return ResolvedModel(gguf_model_dir(spec, progress, key))
     path = Path(spec).expanduser()
     if (path / RUN_MARKER).is_file():
         policy = path / RUN_POLICY_DIR
@@ -70,7 +76,7 @@ def resolve_model(spec: str | Path, world: WorldConfig | None = None, seed: int 
     raise ModelNotFoundError(
         f"{key} = {str(spec)!r}: no model there (no config.json, no {RUN_MARKER}, no {CHECKPOINT_MARKER}); fix: name "
         f"a Hugging Face model directory (one saved with save_pretrained), an `ouro run` directory, a learner "
-        f"checkpoint or '{TINY_WORLD}'")
+        f"checkpoint, a .gguf file, package:NAME (an installed package holding one) or '{TINY_WORLD}'")
 
 
 def _not_updated(run: Path) -> bool:
