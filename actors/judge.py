@@ -144,6 +144,7 @@ class JudgeGroup:
         parts = self._fan_out(len(bounds), lambda k: self._handle.score_rows.remote(box, *bounds[k]),
                               lambda k: f"score rows {bounds[k][0]}..{bounds[k][1]}", on_collect=gauge)
         telemetry.record("ouro_judge_items_total", items.num_rows, app=self.app)
+        telemetry.record("ouro_judge_replicas", self.replicas(), app=self.app)
         return JudgeOutput.merge(parts)
 
     def _fan_out(self, n: int, submit: Callable[[int], Any], call: Callable[[int], str],

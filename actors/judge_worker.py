@@ -84,6 +84,7 @@ def _reward_model_judge(cfg: JudgesConfig, model_dir: str | None):
 
 def _llm_judge(cfg: JudgesConfig, model_dir: str | None):
     from ouro_ray.judges.llm import LLMJudge
+    from ouro_ray.models.device import pick_device
     from ouro_ray.models.load import load_causal_lm
     from ouro_ray.models.resolve import resolve_model
     from ouro_ray.world_judge.choice import AUTO, sibling_judge
@@ -100,7 +101,7 @@ def _llm_judge(cfg: JudgesConfig, model_dir: str | None):
         path = str(judge)
     else:
         path = str(resolve_model(cfg.llm.model, key="judges.llm.model").model_dir)
-    model, tokenizer = load_causal_lm(path, dtype=cfg.llm.dtype)
+    model, tokenizer = load_causal_lm(path, dtype=cfg.llm.dtype, device=pick_device())
     return LLMJudge(model, tokenizer, dimensions=cfg.llm.dimensions, batch_size=cfg.llm.batch_size)
 
 

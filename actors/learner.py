@@ -163,11 +163,12 @@ def learner_loop(config: dict[str, Any]) -> None:
     """The Ray Train worker loop (module level, so workers import it by name)."""
     import ray
     import ray.train
-    import torch
+
+    from ouro_ray.models.device import pick_device
 
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    device = f"cuda:{torch.cuda.current_device()}" if torch.cuda.is_available() else "cpu"
+    device = str(pick_device())  # the GPU Ray Train gave this worker, else the CPU
     resumed = _resume_dir(config)
     learner = PolicyLearner(config["cfg"], config["model_dir"], seed=config["seed"], rank=rank, world_size=world,
                             device=device, resume_from=resumed)

@@ -18,8 +18,10 @@ import pyarrow as pa
 from actors.fanout import role_error
 from actors.learner import LearnerChannel, LearnerError, latest_checkpoint, learner_loop
 from actors.weights import _is_actor, publish_weights
+from cluster.placement import learner_worker_resources
 from ouro_ray.config.learner import LearnerConfig
 from ouro_ray.learner.learner import PolicyLearner
+from ouro_ray.models.device import pick_device
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +64,9 @@ class LearnerGroup:
         self.run_dir = Path(storage_path).expanduser().absolute() / name
         resume = latest_checkpoint(self.run_dir)
         if cfg.num_workers == 0:
-            self._local = PolicyLearner(cfg, model_dir, seed=seed, resume_from=str(resume) if resume else None)
+            device = "cpu" if cfg.use_gpu == "no" else str(pick_device())  # in the driver: its GPU when it has one
+            self._local = PolicyLearner(cfg, model_dir, seed=seed, device=device,
+                                        resume_from=str(resume) if resume else None)
             self.version = self._local.version
             if weight_store is not None:
                 publish_weights(weight_store, self._local.policy, self.version)
@@ -77,13 +81,20 @@ class LearnerGroup:
 
         cfg = self.cfg
         use_gpu = cfg.use_gpu == "yes" or (cfg.use_gpu == "auto" and ray.cluster_resources().get("GPU", 0) > 0)
-        self.channel = ray.remote(LearnerChannel).options(name=f"{prefix}/learner-channel", num_cpus=0).remote()
+        # The channel holds the updates in flight and cannot be rebuilt after a restart: it lives on the driver's
+        # node, as Ray Train's controller does, so a lost worker node never takes it (the learner restarts, the run
+        # goes on); anywhere else, Ray may place a 0-CPU actor on any node.
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        self.channel = ray.remote(LearnerChannel).options(name=f"{prefix}/learner-channel", num_cpus=0,
+                                                          scheduling_strategy=here).remote()
         trainer = TorchTrainer(
             learner_loop,
             train_loop_config={"cfg": cfg, "model_dir": str(model_dir), "seed": seed, "channel": self.channel,
                                "store": self.store, "checkpoints": str(self.run_dir)},
             scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=use_gpu,
-                                         resources_per_worker={"CPU": cfg.num_cpus_per_worker}),
+                                         resources_per_worker=learner_worker_resources(cfg, use_gpu)),
             run_config=RunConfig(name=name, storage_path=str(self.run_dir.parent),
                                  checkpoint_config=CheckpointConfig(num_to_keep=cfg.keep_checkpoints),
                                  failure_config=FailureConfig(max_failures=cfg.max_failures)),

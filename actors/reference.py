@@ -18,6 +18,7 @@ from ouro_ray.config.roles import ReferenceConfig
 from ouro_ray.data.schemas import SHARDS
 from ouro_ray.data.tensors import pad_lists, unpad_to_lists
 from ouro_ray.data.validate import validate_batch
+from ouro_ray.models.device import pick_device
 from ouro_ray.models.load import load_causal_lm
 from ouro_ray.models.logprobs import response_logprobs_batched
 
@@ -37,7 +38,7 @@ class ReferenceWorker:
 
     def __init__(self, model_dir: str, cfg: ReferenceConfig, *, worker_index: int = 0, logprob_batch_size: int = 16):
         self.name = f"reference/{worker_index}"
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = pick_device()
         self.model, self.tokenizer = load_causal_lm(model_dir, dtype=cfg.dtype, device=device)
         self.device, self.batch_size = device, logprob_batch_size
 

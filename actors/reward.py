@@ -43,6 +43,7 @@ from actors.weights import WeightFollower
 from ouro_ray.config.roles import RewardModelConfig
 from ouro_ray.data.schemas import SHARDS
 from ouro_ray.data.validate import validate_batch
+from ouro_ray.models.device import pick_device
 from ouro_ray.models.load import encode_prompts, load_tokenizer
 from ouro_ray.models.reward import load_reward_model, pooled_rewards, same_vocabulary, sequence_tensors
 from ouro_ray.weights import WeightPayload, apply_weights, named_tensors
@@ -66,7 +67,7 @@ class RewardWorker:
         if not (rm_dir / "config.json").is_file():
             raise FileNotFoundError(f"reward_model.path = {cfg.path!r}: no config.json in {rm_dir}; fix: point it at "
                                     "a Hugging Face directory, or null to start from the policy's weights")
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = pick_device()
         self.model, self.tokenizer, self.new_head = load_reward_model(rm_dir, dtype=cfg.dtype, device=device, seed=seed)
         self.shares_policy_tokens = rm_dir == Path(model_dir) or same_vocabulary(load_tokenizer(model_dir), self.tokenizer)
         self.trunk_prefix = f"{self.model.base_model_prefix}."

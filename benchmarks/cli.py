@@ -29,6 +29,17 @@ SUITES = {
     "soak": "benchmarks.soak",
 }
 """Suite name → module; only modules that exist are offered (``available()``)."""
+NEEDS = {"learner": {"trl": "bench"}}
+"""Suite name → {package a suite cannot run without: the extra of pyproject.toml that installs it}."""
+
+
+def missing_extras(names: list[str]) -> list[str]:
+    """One line per selected suite whose package is not installed, naming the extra (``make bench`` installs all)."""
+    import importlib.util
+
+    return [f"suite {name} needs {package}, which is not installed; fix: pip install -e '.[{extra}]' (or make bench)"
+            for name in names for package, extra in NEEDS.get(name, {}).items()
+            if importlib.util.find_spec(package) is None]
 
 
 def available() -> dict[str, str]:
@@ -48,11 +59,15 @@ def run_suites(names: list[str], out: Path, quick: bool, reps: int | None, seed:
     """
     from benchmarks.harness import Context, machine, plot_ratio, ray_cluster
 
-    out.mkdir(parents=True, exist_ok=True)
     suites = available()
     unknown = [n for n in names if n not in suites]
     if unknown:
         raise ValueError(f"unknown suite(s) {unknown}; fix: choose from {sorted(suites)}")
+    lacking = missing_extras(names or list(suites))
+    if lacking:  # refused before the first suite starts, not recorded as a failure 20 minutes in
+        others = [n for n in names or suites if not missing_extras([n])]
+        raise ValueError("; ".join(lacking) + (f"; or run the others: ouro bench {' '.join(others)}" if others else ""))
+    out.mkdir(parents=True, exist_ok=True)
     report = {"machine": machine(), "quick": quick, "started": time.strftime("%Y-%m-%d %H:%M:%S"), "suites": {}}
 
     def context(module) -> Context:

@@ -16,6 +16,9 @@ weight store        ``ray.kill`` of ``<ns>/weights`` (restart allowed): it resta
 learner worker      ``kill -9`` of the Ray Train worker's process: Ray Train restarts the worker group
                     (``learner.max_failures``) from the last checkpoint; the interrupted update is redone
 driver              ``kill -9`` of the `ouro run` process, then ``ouro run --resume``
+node                on a real two-node cluster (two `ray start` processes, :func:`start_nodes`): ``kill -9``
+                    of the second node's raylet and every worker it started; Ray restarts its actors on the
+                    head, Serve its judge replica, Ray Train its worker group (:func:`node_overrides`)
 =================== ==================================================================================
 
 and checks: the run completes; every prompt id and candidate id of every round appears exactly once
@@ -42,9 +45,10 @@ RAY = False
 
 IN_PROCESS = ("rollout actor", "reference actor", "reward-model actor", "judge replica", "weight store",
               "learner worker")
-FAULTS = (*IN_PROCESS, "driver")
-VOLATILE = ("seconds", "learner_restarts", "resubmitted", "wait_")
-"""Metric keys that may differ from the clean run's: wall times and restart counters."""
+FAULTS = (*IN_PROCESS, "driver", "node")
+VOLATILE = ("seconds", "_per_s", "learner_restarts", "resubmitted", "wait_")
+"""Metric keys that may differ from the clean run's: wall times, rates over them (``update_tokens_per_s``) and
+restart counters."""
 
 DRILL = [
     "rounds=2", "loop.mode=sync", "data.synthetic_dialogs=3", "loop.prompts_per_round=8", "distill.use_ai=false",
@@ -150,18 +154,26 @@ def drill_in_process(config: str | None, overrides: list[str], out: Path, faults
     return {"history": history, "seconds": time.perf_counter() - start, "killed_at": fired[0] if fired else None}
 
 
-def drill_driver(config: str, overrides: list[str], out: Path, at_round: int | None = 1) -> dict[str, Any]:
-    """An `ouro run` child process; when round ``at_round`` starts, ``kill -9`` of it and everything it started,
-    then ``ouro run --resume`` (``at_round`` None: a clean run, for the time it takes)."""
+def _ouro(args: list[str], log: Any, env: dict[str, str] | None = None) -> Any:
+    """``ouro ARGS`` as a child process in its own session (killed as a group by the driver drill)."""
     import subprocess
     import sys
 
     repo = Path(__file__).resolve().parents[1]
-    ouro = [sys.executable, "-m", "ouro_ray.cli", "run"]
+    return subprocess.Popen([sys.executable, "-m", "ouro_ray.cli", *args], stdout=log, stderr=subprocess.STDOUT,
+                            cwd=repo, start_new_session=True, env=None if env is None else {**os.environ, **env})
+
+
+def _history(out: Path) -> list[dict]:
+    return json.loads((out / "metrics.json").read_text())["rounds"]
+
+
+def drill_driver(config: str, overrides: list[str], out: Path, at_round: int | None = 1) -> dict[str, Any]:
+    """An `ouro run` child process; when round ``at_round`` starts, ``kill -9`` of it and everything it started,
+    then ``ouro run --resume`` (``at_round`` None: a clean run, for the time it takes)."""
     start, killed_at, log_path = time.perf_counter(), None, out.parent / f"{out.name}.log"
     with open(log_path, "w") as log:
-        child = subprocess.Popen([*ouro, config, *overrides, "--out", str(out)], stdout=log, stderr=subprocess.STDOUT,
-                                 cwd=repo, start_new_session=True)
+        child = _ouro(["run", config, *overrides, "--out", str(out)], log)
         marker = None if at_round is None else out / f"round_{at_round:03d}" / "dialogs.parquet"
         while child.poll() is None and not (marker is not None and marker.is_file()):
             time.sleep(0.05)
@@ -169,14 +181,118 @@ def drill_driver(config: str, overrides: list[str], out: Path, at_round: int | N
             os.killpg(child.pid, signal.SIGKILL)  # the driver and what it started: its cluster dies with it
             child.wait()
             killed_at = time.time()
-            child = subprocess.Popen([*ouro, "--resume", str(out)], stdout=log, stderr=subprocess.STDOUT, cwd=repo,
-                                     start_new_session=True)
+            child = _ouro(["run", "--resume", str(out)], log)
             child.wait()
     if child.returncode != 0 or (marker is not None and killed_at is None):
         raise RuntimeError(f"the driver drill failed (exit {child.returncode}, killed: {killed_at is not None}); "
                            f"its log: {log_path}")
-    history = json.loads((out / "metrics.json").read_text())["rounds"]
-    return {"history": history, "seconds": time.perf_counter() - start, "killed_at": killed_at}
+    return {"history": _history(out), "seconds": time.perf_counter() - start, "killed_at": killed_at}
+
+
+# --- a lost node: a real second raylet, killed -------------------------------------------------------
+
+NODE_CPUS = {"head": 4, "node2": 8}
+"""Logical CPUs of the node drill's nodes (more than this machine's cores: the roles reserve more than they
+compute)."""
+
+NODE_RESOURCES = {"head": {"rollout_node": 1, "ouro_roles": 1, "learner_slot": 2},
+                  "node2": {"ouro_roles": 1, "learner_slot": 8}}
+"""Custom resources of the node drill's two nodes: ``ouro_roles`` and ``learner_slot`` on both, so a role asking
+for them can restart on either; the head has room for everything the second node holds."""
+
+
+def node_overrides(address: str) -> list[str]:
+    """The drill's run joined to the two-node cluster at ``address``, every role placed by custom resources.
+
+    The rollout asks for ``rollout_node`` (the head only) and half of the head's CPUs. The reference, the
+    reward model and the judges ask for ``ouro_roles``, which both nodes carry: Ray's default scheduler keeps an
+    actor on the node that asks (the driver's: the head) only while that node is less than half used, then
+    takes the least-used node, so they start on the second node; the two judge replicas are spread, one per
+    node. The learner's Ray Train worker asks for a ``learner_slot``: a placement group goes to the node with
+    the most room left relative to its size, the second node (7 of 8 slots free, against 1 of 2). When the
+    second node is lost, all of it restarts on the head, which has room for it."""
+    on = "{ouro_roles: 0.01}"
+    return [f"cluster.address={address}", "cluster.num_cpus=null",  # a joined cluster is not the run's to size
+            f"rollout.workers.num_cpus={NODE_CPUS['head'] // 2}",
+            "rollout.workers.resources={rollout_node: 0.01}", f"reference.workers.resources={on}",
+            f"judges.resources={on}", "judges.min_workers=2", "judges.max_workers=2",
+            "learner.resources={learner_slot: 1}", f"reward_model.workers.resources={on}"]
+
+
+def start_nodes(env: dict[str, str] | None = None) -> Any:
+    """A head (127.0.0.1) and a second node (127.0.0.2) on this machine, as :data:`NODE_RESOURCES` lays them
+    out; stop them with the returned :class:`~cluster.nodes.LocalNodes` (a context manager)."""
+    from cluster.nodes import LocalNodes
+
+    nodes = LocalNodes(env=dict(env or {}))
+    try:
+        nodes.start_head(NODE_CPUS["head"], NODE_RESOURCES["head"])
+        nodes.add_node("node2", "127.0.0.2", NODE_CPUS["node2"], NODE_RESOURCES["node2"])
+    except BaseException:
+        nodes.stop()
+        raise
+    return nodes
+
+
+_NODE_SERVICES = ("IDLE", "DashboardAgent", "RuntimeEnvAgent")
+"""Ray process titles on every node that are not an actor: idle workers and the node's agents."""
+
+
+def actors_on(nodes: Any, name: str) -> list[str]:
+    """The Ray actors running on node ``name`` now, by process title (``ReferenceWorker``, …)."""
+    import psutil
+
+    from benchmarks.soak import _name
+
+    titles = []
+    for pid in nodes.pids(name):
+        try:
+            title = _name(psutil.Process(pid))
+        except psutil.NoSuchProcess:
+            continue
+        if title.startswith("ray::") and title.removeprefix("ray::") not in _NODE_SERVICES:
+            titles.append(title.removeprefix("ray::"))
+    return sorted(titles)
+
+
+def drill_node(config: str | None, overrides: list[str], out: Path, nodes: Any, victim: str | None = None,
+               at_round: int = 1, env: dict[str, str] | None = None, timeout_s: float = 900.0) -> dict[str, Any]:
+    """An `ouro run` child process on ``nodes`` (``overrides`` join it, :func:`node_overrides`); with ``victim``,
+    that node is lost when round ``at_round`` starts (``kill -9`` of its raylet and every worker it started).
+    ``{"history", "seconds", "killed_at", "lost_actors"}``: the actors that were on the lost node. A run that
+    takes longer than ``timeout_s`` is killed and raises."""
+    import subprocess
+
+    done, fired, errors, lost = threading.Event(), [], [], []
+
+    def lose() -> None:
+        lost.extend(actors_on(nodes, victim))
+        nodes.kill(victim)
+
+    log_path = out.parent / f"{out.name}.log"
+    start = time.perf_counter()
+    with open(log_path, "w") as log:
+        child = _ouro(["run", *([config] if config else []), *overrides, "--out", str(out)], log,
+                      {**nodes.client_env(), **(env or {})})
+        watcher = _when_round_starts(out, at_round, lose, done, fired, errors) if victim else None
+        try:
+            child.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+            raise TimeoutError(f"the node drill's run took over {timeout_s:g} s and was killed; its log: {log_path}")
+        finally:
+            done.set()
+    seconds = time.perf_counter() - start
+    if watcher is not None:
+        watcher.join(5)
+    if errors:
+        raise RuntimeError(f"the node drill could not lose node {victim!r}: {errors[0]!r}") from errors[0]
+    if child.returncode != 0 or (victim and not fired):
+        raise RuntimeError(f"the node drill failed (exit {child.returncode}, node lost: {bool(fired)}); its log: "
+                           f"{log_path}")
+    return {"history": _history(out), "seconds": seconds, "killed_at": fired[0] if fired else None,
+            "lost_actors": lost}
 
 
 # --- the checks ------------------------------------------------------------------------------------
@@ -203,8 +319,8 @@ def exactly_once(run_path: Path, rounds: int, n: int) -> dict[str, int]:
 
 
 def metric_differences(clean: list[dict], drilled: list[dict]) -> list[str]:
-    """The metrics (round, key) where the drilled run differs from the clean one, wall times and restart
-    counters aside."""
+    """The metrics (round, key) where the drilled run differs from the clean one, wall times, rates and
+    restart counters aside (:data:`VOLATILE`)."""
     diffs = []
     for a, b in zip(clean, drilled):
         for key in sorted(set(a) | set(b)):
@@ -225,6 +341,17 @@ def check(fault: str, clean: dict, drilled: dict, run_path: Path, rounds: int, n
     return {"fault": fault, "completed": len(drilled["history"]) == rounds + 1, **counts,
             "metrics_equal": not diffs, "differences": diffs[:5],
             "recover_s": round(drilled["seconds"] - clean["seconds"], 1), "learner_restarts": restarts}
+
+
+def _node_row(config: str, overrides: list[str], out: Path, rounds: int, n: int) -> dict[str, Any]:
+    """The node drill's row: a clean run and a drilled one on the same two nodes."""
+    from cluster.nodes import free_port
+
+    with start_nodes() as nodes:
+        joined = [*overrides, f"cluster.serve_port={free_port()}", *node_overrides(nodes.address)]
+        clean = drill_node(config, joined, out / "node-clean", nodes)
+        drilled = drill_node(config, joined, out / "node", nodes, victim="node2")
+    return {**check("node", clean, drilled, out / "node", rounds, n), "lost_actors": drilled["lost_actors"]}
 
 
 # --- the suite -------------------------------------------------------------------------------------
@@ -249,6 +376,7 @@ def run(ctx: Context) -> dict:
         clean_child = drill_driver(config, driver_overrides, ctx.out / "driver-clean", at_round=None)
         drilled = drill_driver(config, driver_overrides, ctx.out / "driver", at_round=1)
         rows.append(check("driver", clean_child, drilled, ctx.out / "driver", rounds, n))
+        rows.append(_node_row(config, driver_overrides, ctx.out, rounds, n))
     (ctx.out / "faults.json").write_text(json.dumps(rows, indent=2))
     whole = sum(r["completed"] and r["lost"] == 0 and r["duplicated"] == 0 and r["metrics_equal"] for r in rows)
     return section(SUITE, ratio_name="drills that came through whole (completed, nothing lost or duplicated, "

@@ -20,6 +20,8 @@ class ClusterInfo:
     namespace: str
     dashboard_url: str | None
     resources: Mapping[str, float] = field(default_factory=dict)
+    token_auth: bool = False
+    """Ray's token authentication is on (``RAY_AUTH_MODE=token``: Ray 2.60's default for a local cluster)."""
 
     def describe(self) -> str:
         how = "started a local Ray cluster" if self.started_here else "joined the Ray cluster"
@@ -28,7 +30,21 @@ class ClusterInfo:
             for k, v in sorted(self.resources.items()) if k in ("CPU", "GPU", "memory")
         )
         dash = f"; dashboard {self.dashboard_url}" if self.dashboard_url else ""
-        return f"{how} at {self.address} (namespace {self.namespace!r}; {res}){dash}"
+        access = f"\n{dashboard_access(self.dashboard_url, self.address)}" if self.dashboard_url and self.token_auth else ""
+        return f"{how} at {self.address} (namespace {self.namespace!r}; {res}){dash}{access}"
+
+
+def dashboard_access(url: str, address: str) -> str:
+    """How to open Ray's dashboard and reach the cluster with token authentication on: where the token is
+    (Ray reads $RAY_AUTH_TOKEN, else the file $RAY_AUTH_TOKEN_PATH, else ~/.ray/auth_token)."""
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        token, show = "the token in $RAY_AUTH_TOKEN", 'echo "$RAY_AUTH_TOKEN"'
+    else:
+        path = os.environ.get("RAY_AUTH_TOKEN_PATH") or "~/.ray/auth_token"
+        token, show = f"the token in {path}", f"cat {path}"
+    return (f"Ray dashboard: open {url} and paste {token} when it asks (`{show}` or `ray get-auth-token` prints "
+            f"it); the ray CLI needs RAY_AUTH_MODE=token (`RAY_AUTH_MODE=token ray status --address {address}`), an "
+            "HTTP client the header `Authorization: Bearer TOKEN`")
 
 
 def connect(
@@ -97,7 +113,8 @@ def _info(*, started_here: bool, namespace: str) -> ClusterInfo:
     address = ctx.gcs_address
     url = ray.worker.get_dashboard_url() if hasattr(ray, "worker") else None
     resources: dict[str, Any] = dict(ray.cluster_resources())
-    return ClusterInfo(address, started_here, namespace, f"http://{url}" if url else None, resources)
+    token_auth = os.environ.get("RAY_AUTH_MODE", "").lower() == "token"  # ray.init sets it when it turns auth on
+    return ClusterInfo(address, started_here, namespace, f"http://{url}" if url else None, resources, token_auth)
 
 
 def shutdown() -> None:

@@ -4,8 +4,13 @@
     ouro_rollout_tokens_per_s      gauge    the last batch's tokens/s, per rollout worker
     ouro_judge_queue_depth         gauge    judge chunks sent to the Serve group and not yet answered
     ouro_judge_items_total         counter  candidates judged (every teacher), per judge app
+    ouro_judge_replicas            gauge    judge replicas running after the last batch, per judge app
+    ouro_learner_step_seconds      gauge    wall time of the last learner update, per learner rank
     ouro_loop_items_per_s          gauge    the last round's trained candidates per second of round wall time
     ouro_loop_round                gauge    the last finished round
+
+Ray exports each as ``ray_<name>`` on every node's Prometheus endpoint; cluster/grafana/ouro-dashboard.json
+charts every one of them (tests/cluster/test_grafana_dashboard.py keeps the two in step).
 
 Glue, not algorithm: every call is a no-op outside Ray (in-process roles, unit tests), and a metric
 is created once per process on first use.
@@ -21,6 +26,8 @@ _SPECS = {
     "ouro_rollout_tokens_per_s": ("Gauge", "tokens/s of a rollout worker's last batch", ("worker",)),
     "ouro_judge_queue_depth": ("Gauge", "judge chunks in flight on the Serve judge group", ("app",)),
     "ouro_judge_items_total": ("Counter", "candidates judged by the judge group", ("app",)),
+    "ouro_judge_replicas": ("Gauge", "judge replicas running after the judge group's last batch", ("app",)),
+    "ouro_learner_step_seconds": ("Gauge", "seconds of a learner rank's last update", ("rank",)),
     "ouro_loop_items_per_s": ("Gauge", "trained candidates per second of the last round's wall time", ("run",)),
     "ouro_loop_round": ("Gauge", "the last round the loop finished", ("run",)),
 }

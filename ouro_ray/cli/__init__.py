@@ -2,7 +2,7 @@
 
 One module per command group (:mod:`~ouro_ray.cli.data`, :mod:`~ouro_ray.cli.run`, :mod:`~ouro_ray.cli.stages`,
 :mod:`~ouro_ray.cli.chat`, :mod:`~ouro_ray.cli.train`, :mod:`~ouro_ray.cli.eval`, :mod:`~ouro_ray.cli.serve`,
-:mod:`~ouro_ray.cli.compare`, :mod:`~ouro_ray.cli.studio`),
+:mod:`~ouro_ray.cli.compare`, :mod:`~ouro_ray.cli.studio`, :mod:`~ouro_ray.cli.submit`),
 each with an ``add_parsers(sub)``; what they share is in :mod:`~ouro_ray.cli.common`. Packages outside
 the core (``benchmarks``) register their commands through the ``ouro_ray.commands`` entry point group.
 """
@@ -15,10 +15,10 @@ from importlib.metadata import entry_points
 from typing import Sequence
 
 from ouro_ray import __version__
-from ouro_ray.cli import chat, compare, data, eval, run, serve, stages, studio, train
+from ouro_ray.cli import chat, compare, data, eval, run, serve, stages, studio, submit, train
 from ouro_ray.cli.common import EXIT_BAD_CONFIG, EXIT_BAD_DATA
 
-COMMAND_GROUPS = (data, serve, run, compare, stages, chat, studio, train, eval)
+COMMAND_GROUPS = (data, serve, run, submit, compare, stages, chat, studio, train, eval)
 PLUGIN_GROUP = "ouro_ray.commands"
 """Entry points in this group are ``add_parsers(sub)`` functions of commands packaged outside the core."""
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import yaml
 
-from ouro_ray.cli.common import EXIT_BAD_DATA, split_args
+from ouro_ray.cli.common import EXIT_BAD_CONFIG, EXIT_BAD_DATA, split_args
 
 if TYPE_CHECKING:
     from ouro_ray.data import ShardSpec
@@ -49,8 +49,45 @@ def cmd_config(args: argparse.Namespace) -> int:
         return 0
     config_path, overrides = split_args(args.args, "config file")
     cfg = load_config(config_path, overrides)
+    if args.placement:
+        return _placement(cfg, args.placement)
     print(yaml.safe_dump(public_dict(cfg), sort_keys=False), end="")
     return 0
+
+
+def _placement(cfg, raycluster: str) -> int:
+    """``ouro config --placement``: each role's resource groups packed onto a KubeRay RayCluster's nodes, at the
+    start and with every autoscaled role (and worker group) at its most. Needs neither the models nor Ray."""
+    from cluster.placement import kuberay_nodes, place, role_requests
+
+    path = Path(raycluster)
+    if not path.is_file():
+        print(f"ouro config: --placement {raycluster}: no such file; fix: pass a RayCluster YAML such as "
+              "cluster/k8s/raycluster.yaml", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict) and d.get("kind") == "RayCluster"]
+    if not docs:
+        print(f"ouro config: --placement {raycluster}: no RayCluster in it; fix: pass cluster/k8s/raycluster.yaml",
+              file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    status = 0
+    for at, scale in (("start", "replicas"), ("max", "maxReplicas")):
+        try:
+            nodes = kuberay_nodes(docs[0], scale)
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            print(f"ouro config: --placement {raycluster}: its RayCluster lacks or misspells {exc} (a group's "
+                  "template.spec.containers[0] with resources.limits, rayStartParams, resources); fix: compare it "
+                  "with cluster/k8s/raycluster.yaml", file=sys.stderr)
+            return EXIT_BAD_CONFIG
+        where, problems = place(role_requests(cfg, gpu_cluster=any(n.resources.get("GPU") for n in nodes), at=at),
+                                nodes)
+        print(f"{at} ({len(nodes)} nodes, worker groups at {scale}):")
+        for role, names in where.items():
+            print(f"  {role:<26} {', '.join(names)}")
+        for problem in problems:
+            print(f"ouro config: {problem}", file=sys.stderr)
+            status = EXIT_BAD_CONFIG
+    return status
 
 
 def cmd_tiny_world(args: argparse.Namespace) -> int:
@@ -124,6 +161,8 @@ def add_parsers(sub) -> None:
     c = sub.add_parser("config", help="print the validated config after overrides, or every field with --explain")
     c.add_argument("args", nargs="*", metavar="[CONFIG] [KEY=VALUE]", help="YAML config and overrides")
     c.add_argument("--explain", action="store_true", help="list every field: type, rule, default and meaning")
+    c.add_argument("--placement", metavar="RAYCLUSTER_YAML", help="instead of the config, check that every role's "
+                   "resources fit on the nodes of this KubeRay RayCluster (e.g. cluster/k8s/raycluster.yaml)")
     c.set_defaults(func=cmd_config)
 
     s = sub.add_parser("schema", help="print the Arrow schema of each shard kind")

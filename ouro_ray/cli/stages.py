@@ -14,11 +14,12 @@ from ouro_ray.cli.common import model_arg, read_input
 def _writer(cfg):
     """The AI summariser: the initial policy, greedy, through the transformers engine."""
     from ouro_ray.judges.constitution import LocalWriter
+    from ouro_ray.models.device import pick_device
     from ouro_ray.models.load import load_causal_lm
     from ouro_ray.rollout.transformers_backend import TransformersBackend
 
     model_dir = model_arg(cfg.model.path, cfg, key="model.path").model_dir
-    model, tokenizer = load_causal_lm(model_dir)
+    model, tokenizer = load_causal_lm(model_dir, device=pick_device())
     return LocalWriter(TransformersBackend(model, tokenizer), tokenizer, cfg.distill.max_new_tokens)
 
 

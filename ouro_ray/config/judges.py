@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ouro_ray.config.fields import param
+from ouro_ray.config.serve_llm import ServeLLMConfig
 
 DEFAULT_PRINCIPLES = (
     "Refuse harmful requests with a brief explanation, and help with safe ones.",
@@ -127,6 +128,8 @@ class JudgesConfig:
     http: HTTPJudgeConfig = param(factory=HTTPJudgeConfig, doc="the HTTP judge")
     reward_model: RewardModelJudgeConfig = param(factory=RewardModelJudgeConfig,
                                                  doc="a trained reward model as a teacher (dimension reward_model)")
+    serve_llm: ServeLLMConfig = param(factory=ServeLLMConfig, doc="the judge model on GPUs behind Ray Serve LLM, called "
+                                      "by the HTTP judge")
     min_workers: int = param(1, "fewest judge replicas (0: scale to zero when idle)", ge=0)
     max_workers: int = param(2, "most judge replicas; 0 runs the judges in the driver process", ge=0)
     target_ongoing_requests: float = param(2.0, "Serve scales out when replicas average more requests than this", gt=0.0)
@@ -150,10 +153,14 @@ class JudgesConfig:
         if self.constitution.enabled and not self.llm.enabled:
             problems.append(("judges.constitution.enabled", "the constitution needs judges.llm.enabled = true (the LLM "
                              "writes the critiques and ranks the revisions); fix: enable the LLM judge"))
+        if self.serve_llm.enabled and self.http.base_url:
+            problems.append(("judges.serve_llm.enabled", "judges.serve_llm points the HTTP judge at the Serve LLM app, "
+                             f"and judges.http.base_url = {self.http.base_url!r} names another endpoint; fix: set "
+                             "judges.http.base_url=null (or judges.serve_llm.enabled=false)"))
         return problems
 
     @property
     def configured(self) -> bool:
-        """Whether any teacher of this section is on (rules, LLM, HTTP, constitution, a trained reward model)."""
+        """Whether any teacher of this section is on (rules, LLM, HTTP, constitution, a trained reward model, Serve LLM)."""
         return bool(self.rules or self.llm.enabled or self.http.base_url or self.constitution.enabled
-                    or self.reward_model.path)
+                    or self.reward_model.path or self.serve_llm.enabled)

@@ -95,6 +95,9 @@ class LearnerConfig:
     num_workers: int = param(2, "Ray Train workers (0: train inside the driver, same API)", ge=0)
     num_cpus_per_worker: float = param(1.0, "CPUs each Ray Train worker reserves", gt=0.0)
     use_gpu: Literal["auto", "yes", "no"] = param("auto", "train on GPUs (auto: when the cluster has them)")
+    num_gpus_per_worker: float = param(1.0, "GPUs each Ray Train worker reserves when it trains on GPUs", gt=0.0)
+    resources: dict[str, float] = param(factory=dict, doc="custom Ray resources each Ray Train worker needs, e.g. "
+                                        "{learner_node: 0.01}: workers land only on nodes that declare them", ge=0.0)
     strategy: Literal["ddp", "deepspeed"] = param("ddp", "ddp (gloo on CPU, nccl on GPU) or deepspeed ZeRO")
     deepspeed: DeepSpeedConfig = param(factory=DeepSpeedConfig, doc="ZeRO settings (strategy deepspeed)")
     optim: OptimConfig = param(factory=OptimConfig, doc="optimiser and gradient handling")

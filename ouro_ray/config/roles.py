@@ -77,6 +77,14 @@ class RolloutConfig:
     workers: RoleResources = param(factory=RoleResources, doc="rollout actors")
     vllm: VLLMConfig = param(factory=VLLMConfig, doc="vLLM engine settings (backend vllm)")
 
+    def checks(self) -> list[tuple[str, str]]:
+        w, tp = self.workers, self.vllm.tensor_parallel_size
+        if self.backend == "vllm" and w.num_workers and w.num_gpus < tp:
+            return [("rollout.workers.num_gpus", f"rollout.workers.num_gpus = {w.num_gpus:g}: each vLLM rollout actor "
+                     f"runs an engine over rollout.vllm.tensor_parallel_size = {tp} GPUs, so it must reserve them; fix: "
+                     f"set rollout.workers.num_gpus={tp}")]
+        return []
+
 
 @dataclass(frozen=True)
 class ReferenceConfig:

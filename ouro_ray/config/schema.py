@@ -13,6 +13,7 @@ from ouro_ray.config.learner import LearnerConfig
 from ouro_ray.config.loop import DataConfig, EvaluationConfig, HumanConfig, LoopConfig, ReplayConfig, ScoringConfig
 from ouro_ray.config.roles import ReferenceConfig, RewardModelConfig, RolloutConfig
 from ouro_ray.config.stages import DistillConfig, LabyrinthConfig
+from ouro_ray.config.tracking import TrackingConfig
 from ouro_ray.config.world import WorldConfig
 
 TINY_WORLD = "tiny-world"
@@ -70,6 +71,7 @@ class OuroConfig:
     human: HumanConfig = param(factory=HumanConfig, doc="stage 5's people: label costs, budget, a simulated human")
     replay: ReplayConfig = param(factory=ReplayConfig, doc="stage 7: failed prompts replayed in the next round")
     evaluation: EvaluationConfig = param(factory=EvaluationConfig, doc="held-out prompts measured every round")
+    tracking: TrackingConfig = param(factory=TrackingConfig, doc="experiment tracking: TensorBoard, MLflow, W&B")
 
     def checks(self) -> list[tuple[str, str]]:
         """Rules that span sections."""

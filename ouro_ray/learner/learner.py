@@ -8,12 +8,15 @@ policy after ``v`` updates, which is what the rollout stamps on candidates.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 
+from cluster import telemetry
 from ouro_ray.algos import AdaptiveKLController, FixedKLController
 from ouro_ray.config.learner import LearnerConfig
 from ouro_ray.data.validate import validate_batch
@@ -41,6 +44,15 @@ def reduce_metrics(metrics: dict[str, float], world_size: int) -> dict[str, floa
         values = values.cuda()
     dist.all_reduce(values)
     return {k: float(v) / world_size for k, v in zip(keys, values.cpu().tolist())}
+
+
+def throughput(batch: pa.Table, seconds: float, shards: int = 1) -> dict[str, float]:
+    """The update's wall time and its rows and candidate tokens (all ranks) per second; ``shards``: ``batch`` is
+    one of that many equal Ray Data shards (else every rank holds the whole batch)."""
+    columns = [c for c in ("token_ids", "chosen_token_ids", "rejected_token_ids") if c in batch.column_names]
+    tokens = sum(pc.sum(pc.list_value_length(batch.column(c))).as_py() or 0 for c in columns)
+    per_s = shards / max(seconds, 1e-9)
+    return {"step_seconds": seconds, "samples_per_s": batch.num_rows * per_s, "tokens_per_s": tokens * per_s}
 
 
 def make_strategy(module, cfg: LearnerConfig, rank: int, world_size: int) -> Strategy:
@@ -96,6 +108,7 @@ class PolicyLearner:
         ``ptx``: pretraining rows (``token_sequences``) for PPO-ptx when ``learner.ppo.ptx_coef > 0``.
         ``shard_rows``: ``batch`` is this rank's shard of a Ray Data split, padded to that many rows.
         """
+        started = time.perf_counter()
         seed = derive_seed(self.seed, "update", self.version)
         pad = self.tokenizer.pad_token_id
         self.strategy.module.train()
@@ -114,6 +127,9 @@ class PolicyLearner:
             metrics["kl_coef"] = self.kl.value
             self.kl.update(metrics["kl_to_ref"], shard_rows * self.strategy.world_size if shard_rows else batch.num_rows)
         self.version += 1
+        seconds = time.perf_counter() - started
+        telemetry.record("ouro_learner_step_seconds", seconds, rank=str(self.rank))
+        metrics |= throughput(batch, seconds, self.strategy.world_size if shard_rows is not None else 1)
         return reduce_metrics(metrics, self.strategy.world_size) | {"version": float(self.version)}
 
     def save(self, out_dir: str | Path) -> Path:

@@ -92,6 +92,9 @@ class Roles:
     reward_model: Any = None
     """Stage 7's refitted reward model (:class:`~ouro_ray.loop.reward_model.LoopRewardModel`); None when
     ``reward_model.refit_every`` is 0."""
+    judge_llm: Any = None
+    """The Serve LLM judge app the HTTP judge calls (:class:`cluster.serve_llm.JudgeLLMApp`); None without
+    ``judges.serve_llm``."""
 
     def ensure_weights(self) -> None:
         """Before work that needs the current weights: each learner publishes again what its store lost (a
@@ -102,7 +105,7 @@ class Roles:
 
     def close(self) -> None:
         """Stop every group (learner first: it may be mid-checkpoint)."""
-        for group in (self.learner, self.reward_model, self.judges, self.rollout, self.reference):
+        for group in (self.learner, self.reward_model, self.judges, self.judge_llm, self.rollout, self.reference):
             close = getattr(group, "close", None)
             if close is not None:
                 close()
@@ -191,6 +194,7 @@ def build_roles(cfg: OuroConfig, model_dir: str, storage: Path, resume_version: 
     from actors.reference import ReferenceGroup
     from actors.rollout import RolloutGroup
     from actors.weights import start_weight_store
+    from cluster.serve_llm import start_judge_llm
 
     prefix, ns = cfg.cluster.namespace, cfg.cluster.namespace
     short = cpu_shortfall(cfg)
@@ -200,6 +204,7 @@ def build_roles(cfg: OuroConfig, model_dir: str, storage: Path, resume_version: 
     store = start_weight_store(prefix, ns, local=local_store)
     store_name = None if local_store else (f"{prefix}/weights", ns)
     started: list[Any] = []
+    judge_llm = None
     try:
         progress("starting the rollout group")
         started.append(RolloutGroup(model_dir, cfg.rollout, seed=cfg.seed, weight_store=store, prefix=prefix,
@@ -215,8 +220,9 @@ def build_roles(cfg: OuroConfig, model_dir: str, storage: Path, resume_version: 
         learner = LearnerGroup(cfg.learner, model_dir, storage_path=str(storage), seed=cfg.seed, weight_store=store,
                                prefix=prefix)
         started.append(learner)
+        judges_cfg, judge_llm = start_judge_llm(cfg.judges, cfg.cluster.serve_host, cfg.cluster.serve_port, progress)
         progress("starting the judge group")
-        started.append(JudgeGroup(cfg.judges, model_dir=model_dir, prefix=prefix, serve_host=cfg.cluster.serve_host,
+        started.append(JudgeGroup(judges_cfg, model_dir=model_dir, prefix=prefix, serve_host=cfg.cluster.serve_host,
                                   serve_port=cfg.cluster.serve_port))
         reward_model = None
         if cfg.reward_model.refit_every:
@@ -232,7 +238,7 @@ def build_roles(cfg: OuroConfig, model_dir: str, storage: Path, resume_version: 
     except BaseException:
         # A half-built set must not leave actors, a trainer or an app behind. The start-up error is the one
         # raised; a failure while closing is logged, not allowed to hide it.
-        closers = [getattr(g, "close", None) for g in reversed(started)]
+        closers = [getattr(g, "close", None) for g in reversed(started)] + [getattr(judge_llm, "close", None)]
         if store_name is not None:
             closers.append(lambda: _kill_named(*store_name))
         for close in filter(None, closers):
@@ -242,7 +248,7 @@ def build_roles(cfg: OuroConfig, model_dir: str, storage: Path, resume_version: 
                 log.warning("closing a role group after a failed start also failed: %s: %s", type(exc).__name__, exc)
         raise
     rollout, reference, learner, judges = started[:4]
-    return Roles(rollout, reference, judges, learner, store, store_name, reward_model)
+    return Roles(rollout, reference, judges, learner, store, store_name, reward_model, judge_llm)
 
 
 def cpu_demand(cfg: OuroConfig) -> dict[str, float]:

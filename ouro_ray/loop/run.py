@@ -42,6 +42,9 @@ def check_run_config(cfg: OuroConfig) -> None:
     judge = judge_problem(cfg, is_tiny_world(cfg.model.path))
     if judge:
         problems.append(judge)
+    from ouro_ray.loop.tracking import missing_packages
+
+    problems += missing_packages(cfg.tracking)
     if problems:
         raise ConfigError(problems)
 
@@ -99,6 +102,7 @@ def run(cfg: OuroConfig, run_dir: RunDir, address: str | None = None, console=No
     from ouro_ray.loop.driver import Loop
     from ouro_ray.loop.progress import LoopProgress
     from ouro_ray.loop.roles import build_roles
+    from ouro_ray.loop.tracking import tracking
     from ouro_ray.models.resolve import resolve_model
     from ouro_ray.stages.sources import DialogSource
     from ouro_ray.world_judge.choice import resolve_judges
@@ -119,21 +123,25 @@ def run(cfg: OuroConfig, run_dir: RunDir, address: str | None = None, console=No
     cfg = dataclasses.replace(cfg, judges=resolve_judges(cfg, model_dir, say))  # config.yaml keeps 'auto'
     if cfg.judges.llm.enabled:
         say(f"LLM judge: {cfg.judges.llm.model}")
-    roles = build_roles(cfg, model_dir, storage, state["policy_version"], say, state.get("reward_model_version", 0))
-    try:
-        with LoopProgress(console, cfg.rounds, state["completed_rounds"]) as progress:
-            loop = Loop(cfg, run_dir, roles, model_dir, heldout, source, _writer(cfg, roles), progress.stage)
-            history = loop.run_rounds(progress.round_done)
-    finally:
-        roles.close()
-        if info.started_here:  # Serve's driver-side threads must stop before Ray does
-            from ray import serve
+    with tracking(cfg.tracking, run_dir, public_dict(cfg)) as trackers:  # sends each round once it is final
+        if trackers.trackers:
+            say(trackers.describe())
+        roles = build_roles(cfg, model_dir, storage, state["policy_version"], say, state.get("reward_model_version", 0))
+        try:
+            with LoopProgress(console, cfg.rounds, state["completed_rounds"]) as progress:
+                loop = Loop(cfg, run_dir, roles, model_dir, heldout, source, _writer(cfg, roles), progress.stage)
+                history = loop.run_rounds(lambda r, m: (progress.round_done(r, m), trackers.log_rounds([m])))
+        finally:
+            roles.close()
+            if info.started_here:  # Serve's driver-side threads must stop before Ray does
+                from ray import serve
 
-            from cluster.local import shutdown
+                from cluster.local import shutdown
 
-            serve.shutdown()
-            shutdown()
-    report(cfg, run_dir, history, console)
+                serve.shutdown()
+                shutdown()
+        report(cfg, run_dir, history, console)
+        trackers.log_artifacts()
     return history
 
 

@@ -41,10 +41,8 @@ def make_backend(model_dir: Path, cfg: RolloutConfig, seed: int) -> tuple[Genera
                               enforce_eager=v.enforce_eager, seed=seed, enable_lora=v.enable_lora,
                               max_lora_rank=v.max_lora_rank)
         return backend, tokenizer
-    import torch
-
+    from ouro_ray.models.device import pick_device
     from ouro_ray.rollout.transformers_backend import TransformersBackend
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    model, tokenizer = load_causal_lm(model_dir, dtype=cfg.dtype, device=device)
+    model, tokenizer = load_causal_lm(model_dir, dtype=cfg.dtype, device=pick_device())
     return TransformersBackend(model, tokenizer), tokenizer

@@ -71,12 +71,11 @@ class ChatPolicy:
     def __init__(self, model_dir: Path, sampling, seed: int, dtype: str = "float32"):
         import dataclasses
 
-        import torch
-
+        from ouro_ray.models.device import pick_device
         from ouro_ray.models.load import load_causal_lm
         from ouro_ray.rollout.transformers_backend import TransformersBackend
 
-        model, tokenizer = load_causal_lm(model_dir, dtype=dtype, device="cuda" if torch.cuda.is_available() else "cpu")
+        model, tokenizer = load_causal_lm(model_dir, dtype=dtype, device=pick_device())
         self.backend = TransformersBackend(model, tokenizer)
         self.sampling = dataclasses.replace(sampling, n=1)
         self.seed = seed

@@ -64,6 +64,32 @@ def test_resends_stop_at_max_retries_and_the_error_names_the_worker():
     assert any("in role 'judge', actor 'w1', method 'score'" in n for n in err.value.__notes__)  # the second try
 
 
+def test_an_unreachable_worker_is_asked_again_paced_beyond_max_retries_and_answers_once():
+    """A lost node's actor answers ActorUnavailableError until Ray declares the node dead and restarts it."""
+    sent = []
+
+    def submit(k, attempt):
+        sent.append((k, attempt))
+        if k == 0 and attempt < 2:  # unreachable twice, then restarted elsewhere
+            return Handle(error=rex.ActorUnavailableError("connection refused", None))
+        return Handle(value=(k, attempt))
+
+    started = time.monotonic()
+    out = run(submit, max_retries=0, pause_s=0.1)
+    assert out == [(0, 2), (1, 0), (2, 0)]  # chunk 0 accepted once, from its third send
+    assert sent == [(0, 0), (1, 0), (2, 0), (0, 1), (0, 2)]
+    assert time.monotonic() - started >= 0.2  # a pause before each resend, not a busy loop
+
+
+def test_a_worker_unreachable_until_the_deadline_fails_with_its_error_and_name():
+    started = time.monotonic()
+    with pytest.raises(rex.ActorUnavailableError) as err:
+        run(lambda k, a: Handle(error=rex.ActorUnavailableError("connection refused", None)), timeout_s=0.5,
+            pause_s=0.1)
+    assert 0.5 <= time.monotonic() - started < 2.0  # asked again until the call's deadline, then given up
+    assert any("in role 'judge'" in n and "method 'score'" in n for n in err.value.__notes__)
+
+
 def test_an_application_error_is_not_resent_and_keeps_its_type():
     sent = []
 

@@ -172,3 +172,18 @@ def test_soak_growth_is_measured_from_the_end_of_round_1_by_hand(tmp_path):
 
     assert round_ends(timeline, start=100.0) == {0: 1.0, 1: 4.5}  # round 1 of metrics.json: training round 0
     assert (tmp_path / "soak.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_suite_without_its_extra_is_refused_up_front_naming_the_extra(tmp_path, monkeypatch):
+    import importlib.util
+
+    from benchmarks import cli
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "trl" else real_find_spec(name, *a))
+    with pytest.raises(ValueError) as refused:
+        run_suites(["data-plane", "learner"], tmp_path / "out", quick=True, reps=1)
+    assert str(refused.value) == ("suite learner needs trl, which is not installed; fix: pip install -e '.[bench]' "
+                                  "(or make bench); or run the others: ouro bench data-plane")
+    assert not (tmp_path / "out").exists()  # nothing ran
+    assert cli.missing_extras(["data-plane", "rollout"]) == []

@@ -9,7 +9,8 @@ from cluster import telemetry
 
 def test_every_metric_is_declared_with_a_kind_and_the_module_lists_it():
     assert set(telemetry._SPECS) == {"ouro_rollout_tokens_total", "ouro_rollout_tokens_per_s", "ouro_judge_queue_depth",
-                                     "ouro_judge_items_total", "ouro_loop_items_per_s", "ouro_loop_round"}
+                                     "ouro_judge_items_total", "ouro_judge_replicas", "ouro_learner_step_seconds",
+                                     "ouro_loop_items_per_s", "ouro_loop_round"}
     for name, (kind, doc, tags) in telemetry._SPECS.items():
         assert kind in ("Counter", "Gauge") and doc and tags
         assert name in telemetry.__doc__  # the module docstring is the list users read

@@ -10,20 +10,14 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
+from _tiny import one_round_overrides
 from rich.console import Console
 
 pytestmark = pytest.mark.ray
 
 
 def _overrides(model_dir: str, port: int) -> list[str]:
-    return [
-        f"model.path={model_dir}", "cluster.namespace=ouro-test", f"cluster.serve_port={port}", "rounds=1",
-        "data.synthetic_dialogs=3", "loop.prompts_per_round=8", "distill.use_ai=false", "judges.llm.enabled=false",
-        "judges.constitution.enabled=false", "rollout.sampling.n=2", "rollout.sampling.max_new_tokens=12",
-        "rollout.workers.num_workers=1", "rollout.workers.num_cpus=0.5", "reference.workers.num_workers=1",
-        "reference.workers.num_cpus=0.25", "judges.min_workers=1", "judges.max_workers=1", "judges.num_cpus=0.25",
-        "learner.algo=dpo", "learner.num_workers=0", "scoring.spot_checks=4", "evaluation.held_out_dialogs=2",
-        "evaluation.size=4", "evaluation.n=2", "evaluation.bootstrap=100", "evaluation.stress=false"]
+    return one_round_overrides(model_dir, port)
 
 
 def test_the_resumed_round_reads_every_studio_record(ray_cluster, serve_info, tiny_model_dir, tmp_path):
