@@ -132,7 +132,7 @@ def add_bench_parser(sub) -> None:
     b.add_argument("suites", nargs="*", metavar="SUITE", help=f"suites to run (default: all): {', '.join(available())}")
     b.add_argument("--out", help="output directory (default: bench/<date-time>)")
     b.add_argument("--quick", action="store_true",
-                   help="small sizes, fewer repetitions: a smoke test of every suite (4.7 min for all 8 on 2 cores)")
+                   help="small sizes, fewer repetitions: a smoke test of every suite")
     b.add_argument("--reps", type=int,
                    help="repetitions per suite (default: 2 quick, 3 full; loop-overhead 5 full, async-speedup 1 quick "
                         "and 2 full at most, judge-scaling 3 at most, demo 1)")
