@@ -144,8 +144,18 @@ class JudgeGroup:
         parts = self._fan_out(len(bounds), lambda k: self._handle.score_rows.remote(box, *bounds[k]),
                               lambda k: f"score rows {bounds[k][0]}..{bounds[k][1]}", on_collect=gauge)
         telemetry.record("ouro_judge_items_total", items.num_rows, app=self.app)
-        telemetry.record("ouro_judge_replicas", self.replicas(), app=self.app)
+        self._record_replicas()
         return JudgeOutput.merge(parts)
+
+    def _record_replicas(self) -> None:
+        """The dashboard's replica gauge. Telemetry never fails a verdict: Serve's status can lag a deploy or a
+        deletion, and a stand-in handle has no Serve app at all."""
+        try:
+            running = self.replicas()
+        except Exception as exc:  # a gauge left unset, said in the log
+            log.debug("judge replicas not read for the telemetry gauge: %r", exc)
+            return
+        telemetry.record("ouro_judge_replicas", running, app=self.app)
 
     def _fan_out(self, n: int, submit: Callable[[int], Any], call: Callable[[int], str],
                  on_collect: Callable[[int], None] | None = None) -> list[Any]:
