@@ -16,6 +16,7 @@ loopback device), so
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -158,10 +159,8 @@ class LocalNodes:
 
     def _signal(self, name: str, sig: int) -> None:
         for pid in self.pids(name):
-            try:
+            with contextlib.suppress(ProcessLookupError):  # already gone
                 os.kill(pid, sig)
-            except ProcessLookupError:  # already gone
-                pass
 
     def stop(self, grace_s: float = 10.0) -> None:
         """Stop every node this object started (workers first, the head last): SIGTERM to each node's processes
@@ -169,10 +168,8 @@ class LocalNodes:
         for name in sorted(self.nodes, key=lambda n: n == "head"):
             node = self.nodes[name]
             self._signal(name, signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):  # SIGKILL below ends what is left
                 node.proc.wait(grace_s)
-            except subprocess.TimeoutExpired:
-                pass
             self._signal(name, signal.SIGKILL)
             node.proc.wait()
         self.nodes.clear()
