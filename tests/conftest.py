@@ -52,3 +52,13 @@ def serve_info(ray_cluster):
     from ray import serve
 
     serve.shutdown()
+
+
+@pytest.fixture(scope="session")
+def clean_drill(ray_cluster, serve_info, tiny_model_dir, tmp_path_factory):
+    """The fault drill's clean run (``benchmarks.faults.DRILL`` on the small world, sync mode, seeded) on the session
+    cluster: the reference that both the in-process drill and the lost-node drill must equal."""
+    from benchmarks.faults import DRILL, drill_in_process
+
+    return drill_in_process(None, [*DRILL, f"model.path={tiny_model_dir}", "cluster.namespace=ouro-test",
+                                   f"cluster.serve_port={serve_info.port}"], tmp_path_factory.mktemp("drill") / "clean")

@@ -31,11 +31,14 @@ def response_forward(
     input_ids = torch.cat([prompt_ids, response_ids], dim=1)  # (B, P+T)
     attention = torch.cat([prompt_mask, response_mask], dim=1).long()  # (B, P+T)
     positions = (attention.cumsum(dim=1) - 1).clamp(min=0)  # (B, P+T)
-    out = model(input_ids=input_ids, attention_mask=attention, position_ids=positions, output_hidden_states=hidden)
     n_prompt, n_response = prompt_ids.shape[1], response_ids.shape[1]
+    # Only the last T+1 positions go through the LM head (columns P-1 … P+T-1): with a real vocabulary
+    # (49k for SmolLM2) the prompt's (B, P, V) logits would be most of the memory and none of the use.
+    out = model(input_ids=input_ids, attention_mask=attention, position_ids=positions, output_hidden_states=hidden,
+                logits_to_keep=n_response + 1)
     window = slice(n_prompt - 1, n_prompt + n_response - 1)  # position P-1+t predicts response token t
     states = out.hidden_states[-1][:, window] if hidden else None  # (B, T, H)
-    return out.logits[:, window], states
+    return out.logits[:, :n_response], states  # kept columns P-1 … P+T-2 (the last one predicts nothing)
 
 
 def response_logprobs(

@@ -1,7 +1,7 @@
-"""The fault drill on the small world (`benchmarks/faults.py`, `ouro bench faults`): a clean sync run, then
-the same run with the rollout actor, the reference actor, the reward-model actor, the judge replica, the
-weight store and the learner worker all killed as round 1 starts. The drilled run completes, nothing is lost
-or duplicated in any round's shards, and its metrics equal the clean run's."""
+"""The fault drill on the small world (`benchmarks/faults.py`, `ouro bench faults`): a clean sync run (the
+session's ``clean_drill``), then the same run with the rollout actor, the reference actor, the reward-model
+actor, the judge replica, the weight store and the learner worker all killed as round 1 starts. The drilled run
+completes, nothing is lost or duplicated in any round's shards, and its metrics equal the clean run's."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ import pytest
 pytestmark = pytest.mark.ray
 
 
-def test_every_role_killed_at_once_and_the_run_comes_through_whole(ray_cluster, serve_info, tiny_model_dir, tmp_path):
+def test_every_role_killed_at_once_and_the_run_comes_through_whole(clean_drill, serve_info, tiny_model_dir,
+                                                                   tmp_path):
     from benchmarks.faults import DRILL, IN_PROCESS, check, drill_in_process
 
     overrides = [*DRILL, f"model.path={tiny_model_dir}", "cluster.namespace=ouro-test",
                  f"cluster.serve_port={serve_info.port}"]
-    clean = drill_in_process(None, overrides, tmp_path / "clean")
+    clean = clean_drill
     drilled = drill_in_process(None, overrides, tmp_path / "drilled", IN_PROCESS)
     row = check("all at once", clean, drilled, tmp_path / "drilled", rounds=2, n=2)
     assert row["completed"] and row["lost"] == 0 and row["duplicated"] == 0, row

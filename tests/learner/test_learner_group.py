@@ -61,7 +61,8 @@ def test_in_process_checkpoint_resumes_with_the_identical_next_loss(tiny_model_d
 
 
 @pytest.mark.ray
-def test_ray_train_ddp_learner_stays_alive_learns_and_resumes(ray_cluster, tiny_model_dir, preference_batches, tmp_path):
+def test_ray_train_ddp_learner_stays_alive_learns_resumes_and_reads_a_ray_dataset(ray_cluster, tiny_model_dir,
+                                                                                    preference_batches, tmp_path):
     import ray
 
     train, held = preference_batches
@@ -79,7 +80,9 @@ def test_ray_train_ddp_learner_stays_alive_learns_and_resumes(ray_cluster, tiny_
     resumed = LearnerGroup(dpo_cfg(2), tiny_model_dir, storage_path=str(tmp_path), weight_store=store, prefix="t-learner")
     try:
         assert resumed.version == 2
-        assert resumed.update(train)["version"] == 3.0
+        # a Ray Data dataset is split across the two workers (each reads its shard), and the learning goes on
+        third = resumed.update(ray.data.from_arrow(train))
+        assert third["version"] == 3.0 and third["reward_margin"] > first["reward_margin"]
         # a failure on the workers reaches the driver as its own exception, type and worker traceback kept
         from ouro_ray.data.validate import BatchSchemaError
 
@@ -91,26 +94,6 @@ def test_ray_train_ddp_learner_stays_alive_learns_and_resumes(ray_cluster, tiny_
     finally:
         resumed.close()
         ray.kill(store)
-
-
-@pytest.mark.ray
-def test_dpo_consumes_a_ray_data_dataset_split_across_workers(ray_cluster, tiny_model_dir, preference_batches, tmp_path):
-    import ray
-
-    train, held = preference_batches
-    dataset = ray.data.from_arrow(train)
-    group = LearnerGroup(dpo_cfg(2), tiny_model_dir, storage_path=str(tmp_path), prefix="t-data")
-    try:
-        metrics = [group.update(dataset) for _ in range(2)]
-    finally:
-        group.close()
-    assert metrics[1]["version"] == 2.0 and metrics[1]["reward_margin"] > metrics[0]["reward_margin"]
-    local = LearnerGroup(dpo_cfg(0), tiny_model_dir, storage_path=str(tmp_path / "local"))
-    assert local.update(dataset)["version"] == 1.0  # in process the dataset is read whole
-    with pytest.raises(ValueError, match="without rows"):
-        from actors.learner_group import _dataset_task
-
-        _dataset_task(ray.data.from_arrow(train.slice(0, 1)), 2)
 
 
 def test_checkpoint_location_comes_from_config_or_is_required(tiny_model_dir, tmp_path):
@@ -130,3 +113,16 @@ def test_a_weight_store_that_lost_its_weights_gets_them_published_again(tiny_mod
     assert group.republish_if_lost() is True and store.version() == 1
     payload = store.latest()[1][0]
     assert payload.version == 1 and payload.arrays  # the learner's current weights, not the base model's
+
+
+def test_a_ray_dataset_is_read_whole_in_process_and_refused_when_a_worker_would_get_no_rows(ray_cluster, tiny_model_dir,
+                                                                                            preference_batches, tmp_path):
+    import ray
+
+    from actors.learner_group import _dataset_task
+
+    train, _ = preference_batches
+    local = LearnerGroup(dpo_cfg(0), tiny_model_dir, storage_path=str(tmp_path / "local"))
+    assert local.update(ray.data.from_arrow(train))["version"] == 1.0  # in process the dataset is read whole
+    with pytest.raises(ValueError, match="without rows"):
+        _dataset_task(ray.data.from_arrow(train.slice(0, 1)), 2)

@@ -2,8 +2,9 @@
 reward, epochs of sampling + PPO through the role groups; safety must rise well past sampling noise.
 
 The world is configs/safety.yaml's with two layers instead of four and fewer pretraining steps (it
-builds in about a minute here); the full config reaches safety ≥ 0.95 (README), this one is held to
-a rise of 0.25 in six epochs (measured: 0.50 → 0.92).
+builds in about 35 s here; 100 steps on 500 dialogues only reached 0.56 → 0.66 in four epochs); the full
+config reaches safety ≥ 0.95 (README), this one is held to a rise of 0.25 in four epochs (measured:
+0.50 → 0.70 → 0.78 → 0.86 → 0.89).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from rich.console import Console
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
-EPOCHS = 6
+EPOCHS = 4
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +43,7 @@ def bcr_run(ray_cluster, serve_info, tmp_path_factory):
 def test_safety_rises_from_the_base_model(bcr_run):
     _, history = bcr_run
     safety = [m["safety"] for m in history]
+    print(f"\nsafety by epoch: {[round(s, 3) for s in safety]}")
     assert len(safety) == EPOCHS + 1
     assert safety[-1] - safety[0] >= 0.25, safety
     assert max(m["kl"] for m in history) < 1.0  # PPO's clip and the KL penalty keep it near the reference
