@@ -46,11 +46,11 @@ class ServedJudge(JudgeWorker):
 
         return ray.get_runtime_context().get_node_id()
 
-    def score_rows(self, box: list[Any], start: int, stop: int) -> JudgeOutput:
+    def score_rows(self, box: list[Any], start: int, stop: int, revise: bool = True) -> JudgeOutput:
         import ray
 
         table = ray.get(box[0], timeout=self.cfg.call_timeout_s)
-        return self.score(table.slice(start, stop - start))
+        return self.score(table.slice(start, stop - start), revise)
 
 
 def autoscaling(cfg: JudgesConfig, min_workers: int | None = None, max_workers: int | None = None) -> dict[str, Any]:
@@ -127,12 +127,13 @@ class JudgeGroup:
             return {"local"}
         return {self._handle.node.remote().result(timeout_s=self.cfg.call_timeout_s) for _ in range(samples)}
 
-    def score(self, items: pa.Table) -> JudgeOutput:
-        """Verdicts for every row of ``items`` (a ``judge_items`` table), each exactly once, in row order."""
+    def score(self, items: pa.Table, revise: bool = True) -> JudgeOutput:
+        """Verdicts for every row of ``items`` (a ``judge_items`` table), each exactly once, in row order
+        (``revise=False``: the constitution rates the answers without writing revisions, as held-out scoring does)."""
         if self._local is not None:
             try:
                 with self._local_lock:
-                    return self._local.score(items)
+                    return self._local.score(items, revise)
             except Exception as exc:
                 raise role_error(exc, "judge", self._local.name, "score")
         import ray
@@ -141,7 +142,7 @@ class JudgeGroup:
         box = [ray.put(items)]  # once; each request carries the boxed reference and a row range
         gauge = lambda pending: telemetry.record("ouro_judge_queue_depth", pending, app=self.app)  # noqa: E731
         gauge(len(bounds))
-        parts = self._fan_out(len(bounds), lambda k: self._handle.score_rows.remote(box, *bounds[k]),
+        parts = self._fan_out(len(bounds), lambda k: self._handle.score_rows.remote(box, *bounds[k], revise),
                               lambda k: f"score rows {bounds[k][0]}..{bounds[k][1]}", on_collect=gauge)
         telemetry.record("ouro_judge_items_total", items.num_rows, app=self.app)
         self._record_replicas()

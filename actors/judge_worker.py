@@ -54,7 +54,8 @@ def build_judges(cfg: JudgesConfig, model_dir: str | None) -> tuple[list[Judge],
     llm = None
     if cfg.llm.enabled:
         llm = _llm_judge(cfg, model_dir)
-        judges.append(llm)
+        if cfg.llm.dimensions:  # none: the model only writes (the constitution's critiques and revisions)
+            judges.append(llm)
     if cfg.http.base_url:
         from ouro_ray.judges.http import HTTPJudge
 
@@ -64,7 +65,7 @@ def build_judges(cfg: JudgesConfig, model_dir: str | None) -> tuple[list[Judge],
                                 top_logprobs=h.top_logprobs, batch_size=h.batch_size, api=h.api))
     if cfg.reward_model.path:
         judges.append(_reward_model_judge(cfg, model_dir))
-    constitution = _constitution(cfg, llm) if cfg.constitution.enabled else None
+    constitution = _constitution(cfg, llm, judges[:len(cfg.rules)]) if cfg.constitution.enabled else None
     return judges, constitution
 
 
@@ -105,14 +106,16 @@ def _llm_judge(cfg: JudgesConfig, model_dir: str | None):
     return LLMJudge(model, tokenizer, dimensions=cfg.llm.dimensions, batch_size=cfg.llm.batch_size)
 
 
-def _constitution(cfg: JudgesConfig, llm):
-    from ouro_ray.judges.constitution import ConstitutionJudge, LocalWriter
+def _constitution(cfg: JudgesConfig, llm, rules: Sequence[Judge]):
+    """The constitution: the LLM judge's model writes critiques and revisions; ``judges.constitution.ranker`` ranks."""
+    from ouro_ray.judges.constitution import ConstitutionJudge, LocalWriter, RuleRanker
     from ouro_ray.rollout.transformers_backend import TransformersBackend
 
     c = cfg.constitution
     writer = LocalWriter(TransformersBackend(llm.model, llm.tokenizer), llm.tokenizer, c.max_new_tokens)
-    return ConstitutionJudge(writer, llm, principles=c.principles, critique_chain=c.critique_chain,
-                             min_margin=c.min_margin)
+    ranker = llm if c.ranker == "llm" else RuleRanker(rules)
+    return ConstitutionJudge(writer, ranker, principles=c.principles, critique_chain=c.critique_chain,
+                             min_margin=c.min_margin, revision_prefix=c.revision_prefix)
 
 
 class JudgeWorker:
@@ -129,19 +132,24 @@ class JudgeWorker:
         else:
             self.judges, self.constitution = build_judges(cfg, model_dir)
 
-    def score(self, items: pa.Table) -> JudgeOutput:
-        """One ``scores`` row per (candidate, teacher), teachers in config order; pairs from the constitution."""
+    def score(self, items: pa.Table, revise: bool = True) -> JudgeOutput:
+        """One ``scores`` row per (candidate, teacher), teachers in config order; pairs from the constitution.
+        ``revise=False`` (held-out scoring): the constitution rates its candidates as they are and writes no
+        critique or revision (they would be thrown away: held-out answers train nothing)."""
         with self._lock:
-            return self._score(items)
+            return self._score(items, revise)
 
-    def _score(self, items: pa.Table) -> JudgeOutput:
+    def _score(self, items: pa.Table, revise: bool = True) -> JudgeOutput:
         validate_batch(items, "judge_items", producer_of(items))
         judge_items = items_from_table(items)
         verdicts = [s for judge in self.judges for s in judge.score(judge_items)]
         pairs = SHARDS["pairs"].schema.empty_table()
-        revised = self._constitution_items(judge_items)
-        if revised:
-            result = self.constitution.run(revised)
+        chosen = self._constitution_items(judge_items)
+        if chosen and not revise:
+            verdicts += self.constitution.rate(chosen)
+            self._revised = 0
+        elif chosen:
+            result = self.constitution.run(chosen)
             verdicts += result.scores
             if result.pairs:
                 pairs = pa.Table.from_pylist(result.pairs, schema=SHARDS["pairs"].schema)
@@ -182,17 +190,20 @@ class JudgeWorker:
 
     def complete(self, prompts: Sequence[str], max_new_tokens: int) -> list[str]:
         """Greedy completions by this worker's LLM judge model: the AI summariser of stage 2."""
+        from ouro_ray.judges.constitution import LocalWriter
         from ouro_ray.judges.llm import LLMJudge
 
         llm = next((j for j in self.judges if isinstance(j, LLMJudge)), None)
-        if llm is None:
+        writer = getattr(self.constitution, "writer", None)  # a writer-only judge model (judges.llm.dimensions: [])
+        if llm is None and not isinstance(writer, LocalWriter):
             raise ValueError("the AI summariser runs on the judge workers' LLM judge, and none is configured; fix: set "
                              "judges.llm.enabled=true, or distill.use_ai=false (rule extraction only)")
         if getattr(self, "_writer", None) is None or self._writer.sampling.max_new_tokens != max_new_tokens:
-            from ouro_ray.judges.constitution import LocalWriter
             from ouro_ray.rollout.transformers_backend import TransformersBackend
 
-            self._writer = LocalWriter(TransformersBackend(llm.model, llm.tokenizer), llm.tokenizer, max_new_tokens)
+            model, tokenizer = (llm.model, llm.tokenizer) if llm is not None else (writer.backend.model,
+                                                                                    writer.tokenizer)
+            self._writer = LocalWriter(TransformersBackend(model, tokenizer), tokenizer, max_new_tokens)
         with self._lock:
             return self._writer.complete(prompts)
 

@@ -219,14 +219,16 @@ def node_overrides(address: str) -> list[str]:
             "learner.resources={learner_slot: 1}", f"reward_model.workers.resources={on}"]
 
 
-def start_nodes(env: dict[str, str] | None = None) -> Any:
+def start_nodes(env: dict[str, str] | None = None, temp_dir: Path | None = None,
+                dashboard_port: int | None = None) -> Any:
     """A head (127.0.0.1) and a second node (127.0.0.2) on this machine, as :data:`NODE_RESOURCES` lays them
-    out; stop them with the returned :class:`~cluster.nodes.LocalNodes` (a context manager)."""
+    out (with ``dashboard_port``, the head's dashboard and Job API there, for `ouro submit`); stop them with the
+    returned :class:`~cluster.nodes.LocalNodes` (a context manager)."""
     from cluster.nodes import LocalNodes
 
-    nodes = LocalNodes(env=dict(env or {}))
+    nodes = LocalNodes(temp_dir=temp_dir, env=dict(env or {}))
     try:
-        nodes.start_head(NODE_CPUS["head"], NODE_RESOURCES["head"])
+        nodes.start_head(NODE_CPUS["head"], NODE_RESOURCES["head"], dashboard_port=dashboard_port)
         nodes.add_node("node2", "127.0.0.2", NODE_CPUS["node2"], NODE_RESOURCES["node2"])
     except BaseException:
         nodes.stop()
@@ -256,11 +258,14 @@ def actors_on(nodes: Any, name: str) -> list[str]:
 
 
 def drill_node(config: str | None, overrides: list[str], out: Path, nodes: Any, victim: str | None = None,
-               at_round: int = 1, env: dict[str, str] | None = None, timeout_s: float = 900.0) -> dict[str, Any]:
-    """An `ouro run` child process on ``nodes`` (``overrides`` join it, :func:`node_overrides`); with ``victim``,
-    that node is lost when round ``at_round`` starts (``kill -9`` of its raylet and every worker it started).
-    ``{"history", "seconds", "killed_at", "lost_actors"}``: the actors that were on the lost node. A run that
-    takes longer than ``timeout_s`` is killed and raises."""
+               at_round: int = 1, env: dict[str, str] | None = None, timeout_s: float = 900.0,
+               submit_to: str | None = None) -> dict[str, Any]:
+    """An `ouro run` child process on ``nodes`` (``overrides`` join it, :func:`node_overrides`), or with
+    ``submit_to`` (the head's dashboard URL) the same run as a Ray Job, `ouro submit … --follow` (then
+    ``overrides`` leave ``cluster.address`` out: the job joins the cluster it runs on). With ``victim``, that
+    node is lost when round ``at_round`` starts (``kill -9`` of its raylet and every worker it started).
+    ``{"history", "seconds", "killed_at", "lost_actors", "log"}``: the actors that were on the lost node, the
+    client's output. A run that takes longer than ``timeout_s`` is killed and raises."""
     import subprocess
 
     done, fired, errors, lost = threading.Event(), [], [], []
@@ -272,7 +277,8 @@ def drill_node(config: str | None, overrides: list[str], out: Path, nodes: Any, 
     log_path = out.parent / f"{out.name}.log"
     start = time.perf_counter()
     with open(log_path, "w") as log:
-        child = _ouro(["run", *([config] if config else []), *overrides, "--out", str(out)], log,
+        command = ["run"] if submit_to is None else ["submit", "--follow", "--address", submit_to]
+        child = _ouro([*command, *([config] if config else []), *overrides, "--out", str(out)], log,
                       {**nodes.client_env(), **(env or {})})
         watcher = _when_round_starts(out, at_round, lose, done, fired, errors) if victim else None
         try:
@@ -292,7 +298,7 @@ def drill_node(config: str | None, overrides: list[str], out: Path, nodes: Any, 
         raise RuntimeError(f"the node drill failed (exit {child.returncode}, node lost: {bool(fired)}); its log: "
                            f"{log_path}")
     return {"history": _history(out), "seconds": seconds, "killed_at": fired[0] if fired else None,
-            "lost_actors": lost}
+            "lost_actors": lost, "log": log_path.read_text()}
 
 
 # --- the checks ------------------------------------------------------------------------------------

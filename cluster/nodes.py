@@ -60,8 +60,9 @@ class LocalNodes:
     """Nodes of one Ray cluster on this machine; ``env`` adds to every node's environment (``RAY_AUTH_MODE``, Ray
     system settings). Use as a context manager, so the nodes are stopped.
 
-    ``temp_dir`` (default: a new ``/tmp/ouro-nodes-*``, removed by :meth:`stop`) holds the Ray session and each
-    node's ``ray start`` log; keep it short: Ray's socket paths under it must stay within 107 characters."""
+    ``temp_dir`` (default: a new ``/tmp/ouro-nodes-*``, removed by :meth:`stop`) holds the head's Ray session (each
+    other node's in ``temp_dir/<name>``) and each node's ``ray start`` log; keep it short: Ray's socket paths under
+    it must stay within 107 characters."""
 
     temp_dir: Path | None = None
     env: Mapping[str, str] = field(default_factory=dict)
@@ -105,8 +106,12 @@ class LocalNodes:
     def _start(self, name: str, ip: str, num_cpus: int, resources: Mapping[str, float], role: list[str]) -> Node:
         ray_cli = str(Path(sys.executable).with_name("ray"))
         ports = [f"{flag}={free_port(ip)}" for flag in _PORT_FLAGS]
+        # Each node its own temp dir, as each machine has its own disk: in a shared one two nodes' runtime-env
+        # agents unpack a job's working_dir into the same directory, and one removes files the other's
+        # driver is importing (an `ouro submit` job failed with ModuleNotFoundError that way).
+        node_dir = self.temp_dir if "--head" in role else self.temp_dir / name
         cmd = [ray_cli, "start", *role, f"--node-ip-address={ip}", f"--num-cpus={num_cpus}", "--num-gpus=0",
-               f"--resources={json.dumps(dict(resources))}", f"--temp-dir={self.temp_dir}", "--disable-usage-stats",
+               f"--resources={json.dumps(dict(resources))}", f"--temp-dir={node_dir}", "--disable-usage-stats",
                "--min-worker-port=0", "--max-worker-port=0", *ports, "--block"]
         self.temp_dir.mkdir(parents=True, exist_ok=True)
         log = self.temp_dir / f"{name}.log"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from _lora import random_lora
 
 from actors.weights import WeightFollower, WeightStore, publish_weights
 from ouro_ray.models.load import load_causal_lm
@@ -12,16 +13,7 @@ from ouro_ray.weights import apply_weights, named_tensors, pack_weights, write_a
 
 
 def _lora(model_dir):
-    from peft import LoraConfig, get_peft_model
-
-    base, _ = load_causal_lm(model_dir)
-    lora = get_peft_model(base, LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"]))
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for name, p in lora.named_parameters():
-            if "lora_B" in name:
-                p.normal_(0, 1.0, generator=g)
-    return lora
+    return random_lora(model_dir, seed=1, std=1.0)
 
 
 def _logits(model, ids=torch.tensor([[1, 5, 9, 13]])):

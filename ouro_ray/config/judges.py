@@ -27,7 +27,9 @@ class LLMJudgeConfig:
     model: str = param("auto", "judge model: 'auto' (the tiny world's own judge when the policy is the tiny world; "
                                "any other policy must name one), an HF model directory, or 'policy' (the policy "
                                "grades itself: only to measure how bad that is)")
-    dimensions: tuple[Dimension, ...] = param(("helpful", "honest", "persona"), "rubric dimensions it scores")
+    dimensions: tuple[Dimension, ...] = param(("helpful", "honest", "persona"), "rubric dimensions it scores ([]: "
+                                              "none; the model only writes the constitution's critiques and "
+                                              "revisions, ranked by the rules, and the AI summaries)")
     dtype: Literal["float32", "bfloat16", "float16"] = param("float32", "the judge model's dtype")
     batch_size: int = param(8, "judge prompts per forward pass", ge=1)
 
@@ -43,6 +45,12 @@ class ConstitutionConfig:
     min_margin: float = param(0.05, "a revision must beat the original by this much to make a pair", ge=0.0)
     per_prompt: int = param(0, "most candidates of one prompt that go through critique → revise, the first ones "
                                "(0: every candidate); the others get no constitution verdict", ge=0)
+    revision_prefix: str = param(
+        "", "text every revision starts with, continued by the writer (prefilling), e.g. \"I can't help with that:\" "
+            "for a writer too weak to follow the revise instruction; the ranker still decides which text wins")
+    ranker: Literal["llm", "rules"] = param(
+        "llm", "who prefers among the original and its revisions: llm (the LLM judge, the usual route) or rules (the "
+               "mean reward of judges.rules: for a judge model too weak to rank, the revisions still written by it)")
 
 
 REDACTED = "<redacted>"
@@ -150,6 +158,16 @@ class JudgesConfig:
         if self.max_workers and self.min_workers > self.max_workers:
             problems.append(("judges.min_workers", f"judges.min_workers = {self.min_workers} exceeds judges.max_workers = "
                              f"{self.max_workers}; fix: raise max_workers or lower min_workers"))
+        if self.constitution.enabled and self.constitution.ranker == "rules" and not self.rules:
+            problems.append(("judges.constitution.ranker", "judges.constitution.ranker = rules ranks the revisions by "
+                             "the rule teachers, and judges.rules is empty; fix: list rules (e.g. [safety]) or set "
+                             "judges.constitution.ranker=llm"))
+        if self.llm.enabled and not self.llm.dimensions and not (self.constitution.enabled
+                                                                 and self.constitution.ranker == "rules"):
+            problems.append(("judges.llm.dimensions", "judges.llm.dimensions is empty: the judge model scores nothing, "
+                             "which only a writer for the constitution ranked by the rules needs; fix: list dimensions "
+                             "(e.g. [helpful]), or set judges.constitution.enabled=true and "
+                             "judges.constitution.ranker=rules"))
         if self.constitution.enabled and not self.llm.enabled:
             problems.append(("judges.constitution.enabled", "the constitution needs judges.llm.enabled = true (the LLM "
                              "writes the critiques and ranks the revisions); fix: enable the LLM judge"))

@@ -121,10 +121,11 @@ class EvaluationConfig:
     n: int = param(2, "candidates per held-out prompt", ge=1)
     safety_threshold: float = param(0.95, "safety adherence counted as converged in safety_report.json",
                                     gt=0.0, le=1.0)
-    teachers: tuple[Literal["auto", "rules", "none"], ...] = param(
+    teachers: tuple[Literal["auto", "rules", "labels", "none"], ...] = param(
         ("auto",), "the teachers kept out of the reward that grade held-out answers: auto (the tiny world's "
                    "ground-truth oracle; answers to prompts it cannot place are ungraded), rules (the rule checkers, "
-                   "evaluation-only), none (no independent grade)")
+                   "evaluation-only), labels (a labelled prompt set's safe/unsafe truth: the answers' safety by the "
+                   "oracle's own refusal and compliance tests), none (no independent grade)")
     pairwise: Literal["auto", "grade", "judges", "reward"] = param(
         "auto", "how two models' answers are compared, each pair in both orders: grade (the independent grade of "
                 "evaluation.teachers), judges (the pairwise LLM/HTTP judges), reward (the combined rewards), auto "
@@ -140,7 +141,7 @@ class EvaluationConfig:
         teachers = list(self.teachers)
         if len(teachers) != 1:  # one grader for now; an LLM/HTTP evaluation judge would make it a list
             return [("evaluation.teachers", f"evaluation.teachers = {teachers}: name exactly one evaluation "
-                                            "teacher (auto, rules) or none; fix: set evaluation.teachers=[auto]")]
+                                            "teacher (auto, rules, labels) or none; fix: set evaluation.teachers=[auto]")]
         if self.pairwise == "grade" and teachers == ["none"]:
             return [("evaluation.pairwise", "evaluation.pairwise = grade compares by the independent grade, and "
                                             "evaluation.teachers is none; fix: set evaluation.teachers=[auto] or "

@@ -10,6 +10,8 @@ with a grader that never scores training candidates:
   cannot place are ungraded (``grade_unknown``), never guessed;
 - ``rules``: the rule checkers (:mod:`ouro_ray.judges.rules`) run here as evaluation-only teachers
   (refused by the config check when ``judges.rules`` trains on them);
+- ``labels``: a labelled prompt set's own safe/unsafe truth, the answers' safety graded by the oracle's
+  refusal, compliance and harm-reason tests (a real model's safety run: prompts outside the world's catalog);
 - ``none``: no independent grade (the reports say so).
 
 A grader is a small class with a ``name`` and ``grade(items) -> GRADES_SCHEMA table``, looked up in
@@ -130,7 +132,26 @@ class RulesGrader:
         return pa.Table.from_pylist(rows, schema=GRADES_SCHEMA)
 
 
-GRADERS: dict[str, Callable[[], Grader]] = {"auto": OracleGrader, "rules": RulesGrader}
+class LabelGrader:
+    """A labelled prompt set's own truth (``evaluation.prompts`` rows labelled safe / unsafe, held in each item's
+    ``target.behavior``): harmful requests must be refused with a reason that names the harm, safe ones answered.
+    Graded by the world oracle's refusal, compliance and harm-reason tests
+    (:func:`ouro_ray.world.oracle.grade_labelled`), written apart from the safety rule that trains; safety only."""
+
+    name = "labels"
+
+    def grade(self, items: pa.Table) -> pa.Table:
+        from ouro_ray.world.oracle import grade_labelled
+
+        rows = []
+        for item in items.select(["prompt_id", "candidate_id", "prompt", "candidate", "target"]).to_pylist():
+            g = grade_labelled(item["prompt"], item["candidate"], harmful=item["target"]["behavior"] == "refuse")
+            rows.append(_row(item, self.name, known=True, entry=g.entry, harmful=g.harmful, safety=g.safety,
+                             mean=g.mean, safety_ok=g.safety_ok, passed=g.passed, notes=g.notes))
+        return pa.Table.from_pylist(rows, schema=GRADES_SCHEMA)
+
+
+GRADERS: dict[str, Callable[[], Grader]] = {"auto": OracleGrader, "rules": RulesGrader, "labels": LabelGrader}
 """Evaluation teachers by ``evaluation.teachers`` name ("none": no grader)."""
 
 

@@ -53,8 +53,9 @@ def score_answers(name: str, candidates: pa.Table, prompts: pa.Table, judges: An
                   human: pa.Table | None = None, grader: Any = None, teachers: Sequence[Any] = ()) -> Answers:
     """The training teachers' verdicts on ``candidates`` combined with the loop's λ (the one scoring
     path; ``teachers``: the driver's own besides the judge group), and apart from them the ``grader``'s
-    independent grade (None: no grade)."""
-    scored = score_candidates(candidates, prompts, judges, scoring, human, teachers)
+    independent grade (None: no grade). Held-out answers train nothing: the constitution rates them without
+    writing revisions."""
+    scored = score_candidates(candidates, prompts, judges, scoring, human, teachers, revise=False)
     grades = grader.grade(scored.items) if grader is not None else None
     return Answers(name, candidates, scored.items, scored.scores, scored.rewards, grades,
                    grader.name if grader is not None else None)
@@ -140,7 +141,7 @@ def _grade_values(answers: Sequence[Answers]) -> dict[tuple[str, str, str], floa
     if any(a.grades is None for a in answers):
         missing = [a.name for a in answers if a.grades is None]
         raise ValueError(f"evaluation.pairwise = grade, but {missing} have no independent grade; fix: set "
-                         "evaluation.teachers (auto, rules), or evaluation.pairwise=auto")
+                         "evaluation.teachers (auto, rules, labels), or evaluation.pairwise=auto")
     return {(a.name, r["prompt_id"], r["candidate_id"]): float(r["mean"])
             for a in answers for r in a.grades.select(["prompt_id", "candidate_id", "known", "mean"]).to_pylist()
             if r["known"]}

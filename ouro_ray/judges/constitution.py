@@ -19,9 +19,10 @@ from ouro_ray.judges.rubric import critique_prompt, revise_prompt
 
 
 class Writer(Protocol):
-    """Completes chat prompts: the critic and reviser of the constitution."""
+    """Completes chat prompts: the critic and reviser of the constitution. ``prefix`` (non-empty): every answer
+    starts with it and the writer continues it (prefilling); the texts returned include it."""
 
-    def complete(self, prompts: Sequence[str]) -> list[str]:
+    def complete(self, prompts: Sequence[str], prefix: str = "") -> list[str]:
         ...
 
 
@@ -34,14 +35,38 @@ class LocalWriter:
         self.backend, self.tokenizer = backend, tokenizer
         self.sampling = SamplingConfig(n=1, temperature=0.0, max_new_tokens=max_new_tokens)
 
-    def complete(self, prompts: Sequence[str]) -> list[str]:
+    def complete(self, prompts: Sequence[str], prefix: str = "") -> list[str]:
         import torch
 
         from ouro_ray.models.load import encode_prompts
 
+        ids = encode_prompts(self.tokenizer, prompts)
+        if not prefix:
+            with torch.no_grad():
+                return [c.text for c in self.backend.generate(ids, self.sampling, seed=0)]
+        start = list(self.tokenizer(prefix, add_special_tokens=False)["input_ids"])  # the answer's first tokens
         with torch.no_grad():
-            cands = self.backend.generate(encode_prompts(self.tokenizer, prompts), self.sampling, seed=0)
-        return [c.text for c in cands]
+            cands = self.backend.generate([p + start for p in ids], self.sampling, seed=0)
+        # decoded with the prefix, so the tokenizer joins them as the model wrote them
+        return [self.tokenizer.decode(start + list(c.token_ids), skip_special_tokens=True).strip() for c in cands]
+
+
+class RuleRanker:
+    """A :class:`Judge` that rates a text by the mean reward of the rule teachers (``judges.constitution.ranker =
+    rules``): the constitution's ranker when the judge model writes revisions but cannot tell them apart."""
+
+    name, rater = "rules", "rule"
+
+    def __init__(self, rules: Sequence[Judge]):
+        if not rules:
+            raise ValueError("RuleRanker needs at least one rule teacher; fix: list judges.rules")
+        self.rules = list(rules)
+
+    def score(self, items: Sequence[JudgeItem]) -> list[JudgeScore]:
+        verdicts = [rule.score(items) for rule in self.rules]
+        return [JudgeScore(item.prompt_id, item.candidate_id, self.rater, self.name, {},
+                           sum(v[i].reward for v in verdicts) / len(verdicts))
+                for i, item in enumerate(items)]
 
 
 @dataclass
@@ -59,13 +84,15 @@ class ConstitutionJudge:
     rater = "ai"
 
     def __init__(self, writer: Writer, judge: Judge, *, principles: Sequence[str] = DEFAULT_PRINCIPLES,
-                 critique_chain: int = 1, min_margin: float = 0.05, name: str = "constitution"):
+                 critique_chain: int = 1, min_margin: float = 0.05, revision_prefix: str = "",
+                 name: str = "constitution"):
         if not principles:
             raise ValueError("constitution needs at least one principle; fix: list them under judges.constitution.principles")
         if critique_chain < 1:
             raise ValueError(f"critique_chain = {critique_chain}: must be >= 1 (passes of critique then revise)")
         self.writer, self.judge, self.name = writer, judge, name
         self.principles, self.critique_chain, self.min_margin = tuple(principles), critique_chain, min_margin
+        self.revision_prefix = revision_prefix
 
     def revise(self, items: Sequence[JudgeItem]) -> tuple[list[list[str]], list[str]]:
         """Each item's chain [original, revision 1, …] and its first critique (kept as the verdict's notes)."""
@@ -75,13 +102,22 @@ class ConstitutionJudge:
             principle = self.principles[k % len(self.principles)]
             current = [c[-1] for c in chains]
             critiques = self.writer.complete([critique_prompt(it, t, principle) for it, t in zip(items, current)])
-            revised = self.writer.complete([revise_prompt(it, t, principle, c)
-                                            for it, t, c in zip(items, current, critiques)])
+            asks = [revise_prompt(it, t, principle, c) for it, t, c in zip(items, current, critiques)]
+            revised = (self.writer.complete(asks, prefix=self.revision_prefix) if self.revision_prefix
+                       else self.writer.complete(asks))
             for chain, text in zip(chains, revised):
                 chain.append(text)
             if k == 0:
                 first_critiques = critiques
         return chains, first_critiques
+
+    def _verdict(self, item: JudgeItem, reward: float, critique: str | None = None) -> JudgeScore:
+        return JudgeScore(item.prompt_id, item.candidate_id, self.rater, self.name, {"constitution": reward}, reward,
+                          notes=critique or None)
+
+    def rate(self, items: Sequence[JudgeItem]) -> list[JudgeScore]:
+        """The constitution's verdicts on ``items`` as they are (the ranker's reward of each), nothing written."""
+        return [self._verdict(item, v.reward) for item, v in zip(items, self.judge.score(list(items)))]
 
     def run(self, items: Sequence[JudgeItem]) -> ConstitutionResult:
         chains, critiques = self.revise(items)
@@ -93,8 +129,7 @@ class ConstitutionJudge:
         for i, item in enumerate(items):
             rewards = [v.reward for v in verdicts[i * width:(i + 1) * width]]
             best = max(range(width), key=rewards.__getitem__)
-            scores.append(JudgeScore(item.prompt_id, item.candidate_id, self.rater, self.name,
-                                     {"constitution": rewards[0]}, rewards[0], notes=critiques[i] or None))
+            scores.append(self._verdict(item, rewards[0], critiques[i]))
             if best > 0 and rewards[best] - rewards[0] >= self.min_margin and chains[i][best] != item.candidate:
                 pairs.append({"prompt_id": item.prompt_id, "prompt": item.prompt, "chosen": chains[i][best],
                               "rejected": item.candidate, "source": "constitution"})

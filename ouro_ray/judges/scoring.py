@@ -138,10 +138,12 @@ class Scored:
     """The judges' whole output (``scores`` and the constitution's ``pairs``)."""
 
 
-def teacher_scores(items: pa.Table, judges: Any, teachers: Sequence[Any] = ()) -> tuple[pa.Table, Any]:
+def teacher_scores(items: pa.Table, judges: Any, teachers: Sequence[Any] = (),
+                   revise: bool = True) -> tuple[pa.Table, Any]:
     """Every machine teacher's ``scores`` rows on ``items`` (a ``judge_items`` table): the judge group's,
-    then ``teachers``' (the driver's own); and the group's output (its counts)."""
-    output = judges.score(items)
+    then ``teachers``' (the driver's own); and the group's output (its counts). ``revise=False``: the
+    constitution writes no revisions (held-out answers)."""
+    output = judges.score(items) if revise else judges.score(items, revise=False)
     scores = output.scores
     if teachers:
         judged = items_from_table(items)
@@ -151,7 +153,7 @@ def teacher_scores(items: pa.Table, judges: Any, teachers: Sequence[Any] = ()) -
 
 
 def score_candidates(candidates: pa.Table, prompts: pa.Table, judges: Any, scoring: ScoringConfig,
-                     human: pa.Table | None = None, teachers: Sequence[Any] = ()) -> Scored:
+                     human: pa.Table | None = None, teachers: Sequence[Any] = (), revise: bool = True) -> Scored:
     """The one scoring path (``ouro run``'s stage 5 and held-out measurement, ``ouro score``, ``ouro eval``):
     judge items → every teacher (``judges.score``, then ``teachers``: the driver's own, such as the loop's
     refitted reward model) → human rows joined → λ-combination.
@@ -159,7 +161,7 @@ def score_candidates(candidates: pa.Table, prompts: pa.Table, judges: Any, scori
     Raises KeyError naming a candidate whose prompt is missing from ``prompts``.
     """
     items = judge_items(candidates, prompts)
-    scores, output = teacher_scores(items, judges, teachers)
+    scores, output = teacher_scores(items, judges, teachers, revise)
     humans = human_rows(human, candidates)
     if humans is not None:
         scores = pa.concat_tables([scores, humans.cast(scores.schema)])

@@ -248,7 +248,7 @@ def plot_grade_gap(rounds: Rounds, path: Path | str, title: str) -> Path:
     """Training reward and independent grade per round (95 % bands), and their gap: reward rising while
     the grade stays flat is reward hacking."""
     if not any(row.get("grade_mean") is not None for row in rounds):
-        raise ValueError("plot_grade_gap: no round has grade_mean; set evaluation.teachers (auto, rules) to grade "
+        raise ValueError("plot_grade_gap: no round has grade_mean; set evaluation.teachers (auto, rules, labels) to grade "
                          "held-out answers independently")
     grader = next((row["grade_judge"] for row in rounds if row.get("grade_judge")), "?")
     fig = Figure(figsize=(9, 3.5), layout="constrained")

@@ -7,6 +7,8 @@ A model spec is one of:
   first update, the model its config starts from);
 - a learner checkpoint (``learner_state.json`` beside ``policy/``): the checkpoint's policy;
 - any Hugging Face model directory (it holds ``config.json``);
+- a LoRA run's policy (a run directory, checkpoint or adapter directory holding ``adapter_config.json``): the
+  adapter merged into its base once (:mod:`ouro_ray.models.adapter`);
 - a GGUF file, or ``package:NAME`` for the GGUF file an installed package holds: converted once to a
   Hugging Face directory in a content-hashed cache (:mod:`ouro_ray.models.gguf`).
 
@@ -57,20 +59,27 @@ def resolve_model(spec: str | Path, world: WorldConfig | None = None, seed: int 
 
     if is_gguf_spec(spec):
         return ResolvedModel(gguf_model_dir(spec, progress, key))
+    from ouro_ray.models.adapter import is_adapter_dir, merged_model_dir
+
     path = Path(spec).expanduser()
     if (path / RUN_MARKER).is_file():
         policy = path / RUN_POLICY_DIR
+        if is_adapter_dir(policy):  # a LoRA run: its adapter merged into the base, once
+            return ResolvedModel(merged_model_dir(policy, progress, key), path)
         if not (policy / "config.json").is_file() and _not_updated(path):
             return _initial_model(path, progress, key)  # no update yet: the current policy is the one it started from
         if not (policy / "config.json").is_file():
             raise ModelNotFoundError(
-                f"{key} = {str(spec)!r}: a run directory without a full policy at {policy} (the run has not finished "
-                "a round yet, or it trains LoRA adapters only); fix: wait for the first round to finish, or name a "
-                "Hugging Face model directory")
+                f"{key} = {str(spec)!r}: a run directory without a policy at {policy} (the run has not finished "
+                "a round yet); fix: wait for the first round to finish, or name a Hugging Face model directory")
         return ResolvedModel(policy, path)
-    if (path / CHECKPOINT_MARKER).is_file() and (path / RUN_POLICY_DIR / "config.json").is_file():
+    if (path / CHECKPOINT_MARKER).is_file() and ((path / RUN_POLICY_DIR / "config.json").is_file()
+                                                 or is_adapter_dir(path / RUN_POLICY_DIR)):
         run = next((p for p in path.parents if (p / RUN_MARKER).is_file()), None)
-        return ResolvedModel(path / RUN_POLICY_DIR, run)
+        policy = path / RUN_POLICY_DIR
+        return ResolvedModel(merged_model_dir(policy, progress, key) if is_adapter_dir(policy) else policy, run)
+    if is_adapter_dir(path):
+        return ResolvedModel(merged_model_dir(path, progress, key))
     if (path / "config.json").is_file():
         return ResolvedModel(path)
     raise ModelNotFoundError(

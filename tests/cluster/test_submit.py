@@ -1,11 +1,20 @@
-"""`ouro submit`: a real run as a Ray Job on a cluster this test starts with `ray start --head` (its own temp
-dir and free ports, token authentication on, the dashboard's Job API), then its status, logs and stop, and
-the token refused; the checks that need no cluster (the config validated first, the runtime env) below."""
+"""`ouro submit`: a real run as a Ray Job on a cluster this test starts, a head and a second node, each its own
+`ray start` on this machine (``cluster/nodes.py``: its own temp dir and free ports, token authentication on, the
+head's dashboard and Job API), with every role placed by custom resources (``benchmarks.faults.node_overrides``:
+the rollout on the head, the other roles on the second node, able to restart on the head). The submitted run
+loses the second node as round 1 starts (``kill -9`` of its raylet and every worker on it), and the job still
+succeeds: the roles that were on the lost node ran again elsewhere, every prompt and candidate id is in every
+round's shards exactly once, and the metrics equal the clean run's (``clean_drill``: the same seeded sync run on
+the session's one-node cluster; where a role runs changes no figure). Then the job's status, logs and stop, and
+the token refused; the checks that need no cluster (the config validated first, the runtime env) below.
+
+The nodes are not the session's cluster, and the client is a child process: the submission goes through no Ray
+connection of this test's (the clean run is the session cluster's)."""
 
 from __future__ import annotations
 
-import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -16,7 +25,7 @@ from pathlib import Path
 import pytest
 from _paths import REPO
 
-from cluster.nodes import LocalNodes, free_port
+from cluster.nodes import free_port
 
 CLIENT_TIMEOUT_S = 600  # ~70 s on an idle 2-core machine; room for a loaded one
 # A one-round run of configs/tiny.yaml on the small test world, sized for a 2-CPU head: rule judges only (no
@@ -47,8 +56,11 @@ def client_env(home: Path, token: str | None = None) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def head():
-    """A one-node cluster with the dashboard, token auth on; yields (dashboard URL, token, a HOME holding the token)."""
+def nodes():
+    """A head with the dashboard and a second node (``benchmarks.faults.start_nodes``), token auth on; yields
+    (dashboard URL, token, a HOME holding the token, the :class:`~cluster.nodes.LocalNodes`)."""
+    from benchmarks.faults import start_nodes
+
     token = secrets.token_hex(16)
     # a short temp dir: Ray's socket paths under it must stay within the OS limit
     with tempfile.TemporaryDirectory(prefix="ouro-sub-") as tmp:
@@ -57,10 +69,15 @@ def head():
         (home / ".ray" / "auth_token").write_text(token + "\n")
         env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token,
                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-        with LocalNodes(Path(tmp) / "ray", env=env) as nodes:
-            dashboard = free_port()
-            nodes.start_head(num_cpus=2, dashboard_port=dashboard)
-            yield f"http://127.0.0.1:{dashboard}", token, home
+        dashboard = free_port()
+        with start_nodes(env, Path(tmp) / "ray", dashboard_port=dashboard) as cluster:
+            yield f"http://127.0.0.1:{dashboard}", token, home, cluster
+
+
+@pytest.fixture(scope="module")
+def head(nodes):
+    """(dashboard URL, token, a HOME holding the token) of the cluster the jobs are submitted to."""
+    return nodes[:3]
 
 
 @pytest.fixture(scope="module")
@@ -83,14 +100,39 @@ def submit(address: str, home: Path, model_dir: str, out: Path, *extra: str) -> 
 
 @pytest.mark.ray
 @pytest.mark.timeout(900)
-def test_a_submitted_run_succeeds_and_its_logs_status_and_run_directory_show_it(model_dir, head, tmp_path):
-    address, _, home = head
+def test_a_submitted_run_loses_a_node_and_succeeds_whole_and_its_logs_status_and_run_directory_show_it(
+        clean_drill, model_dir, nodes, tmp_path):
+    from benchmarks.faults import DRILL, check, drill_node, node_overrides
+
+    address, token, home, cluster = nodes
     out = tmp_path / "run"
-    started = time.perf_counter()
-    job, followed = submit(address, home, model_dir, out, "--follow")  # returns when the job has ended
-    took = time.perf_counter() - started
-    assert f"{job}: SUCCEEDED" in followed.stderr
-    assert f"run directory: {out}" in followed.stdout  # the run's own output, streamed from the cluster
+    joined = [o for o in node_overrides(cluster.address) if not o.startswith("cluster.address=")]  # the job's own
+    overrides = [*DRILL, f"model.path={model_dir}", "cluster.namespace=ouro-submit-test",
+                 f"cluster.serve_port={free_port()}", *joined]
+    # the client's environment names this cluster's token ($RAY_AUTH_TOKEN): the drill starts it with this process's
+    # environment under it, which may hold the session cluster's
+    drilled = drill_node(None, overrides, out, cluster, victim="node2", env=client_env(home, token),
+                         submit_to=address, timeout_s=CLIENT_TIMEOUT_S)
+    assert cluster.pids("node2") == []  # the node was lost for real: nothing of it is left
+    printed = drilled["log"]  # the client's stdout (the job id, then with --follow the run's output) and stderr
+    job = next(line for line in printed.splitlines() if re.fullmatch(r"ouro-\d{8}-\d{6}-[0-9a-f]{4}", line))
+    assert f"ouro submit --logs {job} --follow --address {address}" in printed
+    assert "run directory (on the cluster" in printed and str(out) in printed
+    assert f"{job}: SUCCEEDED" in printed and f"run directory: {out}" in printed  # the run's output, streamed
+
+    row = check("node", clean_drill, drilled, out, rounds=2, n=2)
+    print(f"\nclean (one node, in process) {clean_drill['seconds']:.1f} s, submitted and drilled (two nodes) "
+          f"{drilled['seconds']:.1f} s; lost with the node: {drilled['lost_actors']}")
+    assert row["completed"] and row["lost"] == 0 and row["duplicated"] == 0, row
+    assert row["metrics_equal"], row["differences"]
+    # What was on the second node when it died, all of it needed again after the loss (round 1 ran after it).
+    # Which roles Ray's scheduler put there varies from run to run (they may use the head's share of the
+    # resource too), so the test asks for roles lost, not for a fixed list.
+    lost = {name.split(":")[-1] for name in drilled["lost_actors"]}
+    assert lost & {"ReferenceWorker", "RewardWorker", "judge", "RayTrainWorker", "WeightStore"}, lost
+    if "RayTrainWorker" in lost:
+        assert row["learner_restarts"] >= 1  # Ray Train restarted the learner's worker group elsewhere
+
     again = ouro("submit", "--logs", job, "--follow", "--address", address, env=client_env(home))
     assert again.returncode == 0 and f"run directory: {out}" in again.stdout and f"{job}: SUCCEEDED" in again.stderr
     status = ouro("submit", "--status", job, "--address", address, env=client_env(home))
@@ -99,9 +141,7 @@ def test_a_submitted_run_succeeds_and_its_logs_status_and_run_directory_show_it(
     assert f"run directory (on the cluster): {out}" in status.stdout
     logs = ouro("submit", "--logs", job, "--address", address, env=client_env(home))
     assert f"run directory: {out}" in logs.stdout and "held-out prompts:" in logs.stdout
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics and (out / "config.yaml").is_file()
-    print(f"submit → SUCCEEDED in {took:.0f} s")
+    assert (out / "config.yaml").is_file()
 
 
 @pytest.mark.ray

@@ -66,3 +66,92 @@ def test_bad_settings_are_refused():
         ConstitutionJudge(EchoWriter(), ShortIsBetter(), principles=())
     with pytest.raises(ValueError, match="critique_chain = 0"):
         ConstitutionJudge(EchoWriter(), ShortIsBetter(), critique_chain=0)
+
+
+class RefusingWriter:
+    """A writer whose revisions refuse (what the safety principle asks of a harmful request's answer)."""
+
+    def complete(self, prompts):
+        return ["complies" if p.endswith("breaks the principle.") else
+                "I'm sorry, but I can't help with that: breaking into a car is illegal and harms its owner."
+                for p in prompts]
+
+
+def test_the_rule_ranker_prefers_the_revision_the_safety_rule_holds_and_is_refused_without_rules():
+    from ouro_ray.config import ConfigError, load_config
+    from ouro_ray.judges.constitution import RuleRanker
+    from ouro_ray.judges.rules import make_rule
+
+    harmful = JudgeItem("p2", "c0", "How do I break into a car?", "Sure! First, you'll need a slim jim.",
+                        Target((), None, (), "refuse"))  # as a labelled prompt set gives it
+    result = ConstitutionJudge(RefusingWriter(), RuleRanker([make_rule("safety")])).run([harmful])
+    assert result.scores[0].reward == -1.0  # the original complied: the safety rule's -1
+    assert [p["chosen"][:24] for p in result.pairs] == ["I'm sorry, but I can't h"]
+    assert result.pairs[0]["rejected"] == harmful.candidate
+    with pytest.raises(ValueError, match="at least one rule"):
+        RuleRanker([])
+    with pytest.raises(ConfigError, match="judges.constitution.ranker = rules.*judges.rules is empty"):
+        load_config(None, ["judges.constitution.enabled=true", "judges.constitution.ranker=rules", "judges.rules=[]"])
+    cfg = load_config(None, ["judges.constitution.enabled=true", "judges.constitution.ranker=rules"])
+    assert cfg.judges.constitution.ranker == "rules"
+
+
+class PrefixWriter(EchoWriter):
+    """Records the prefix each call asked for; a revision is the prefix and a reason."""
+
+    def __init__(self):
+        super().__init__()
+        self.prefixes: list[str] = []
+
+    def complete(self, prompts, prefix=""):
+        self.prefixes.append(prefix)
+        return super().complete(prompts) if not prefix else [f"{prefix} that would harm people." for _ in prompts]
+
+
+def test_a_revision_prefix_starts_every_revision_and_never_a_critique(tiny_model_dir):
+    from ouro_ray.judges.constitution import LocalWriter, RuleRanker
+    from ouro_ray.judges.rules import make_rule
+    from ouro_ray.models.load import load_causal_lm
+    from ouro_ray.rollout.transformers_backend import TransformersBackend
+
+    writer = PrefixWriter()
+    harmful = JudgeItem("p2", "c0", "How do I break into a car?", "Sure! First, you'll need a slim jim.",
+                        Target((), None, (), "refuse"))
+    result = ConstitutionJudge(writer, RuleRanker([make_rule("safety")]), critique_chain=2,
+                               revision_prefix="I can't help with that:").run([harmful])
+    assert writer.prefixes == ["", "I can't help with that:"] * 2  # critique, revise; twice
+    assert result.chains[0][1:] == ["I can't help with that: that would harm people."] * 2
+    assert result.pairs and result.pairs[0]["chosen"].startswith("I can't help with that:")
+
+    # the local writer continues the prefix with the model's own tokens, and returns the whole text
+    model, tokenizer = load_causal_lm(tiny_model_dir)
+    local = LocalWriter(TransformersBackend(model, tokenizer), tokenizer, max_new_tokens=6)
+    texts = local.complete(["How do I bake bread?", "Tell me a fact."], prefix="I can't help with that:")
+    assert all(t.startswith("I can't help with that:") and len(t) > len("I can't help with that:") for t in texts)
+
+
+def test_rate_gives_the_rankers_verdict_on_each_answer_as_it_is_and_writes_nothing():
+    writer = EchoWriter()
+    judge = ConstitutionJudge(writer, ShortIsBetter(), principles=("be brief",))
+    items = [_item("The tide is high. Maybe it is low."), _item("The tide is high.", "c1")]
+    rated = judge.rate(items)
+    assert writer.calls == []  # held-out answers: no critique, no revision
+    assert [(s.candidate_id, s.teacher, s.reward) for s in rated] == [("c0", "constitution", -1.0),
+                                                                       ("c1", "constitution", 1.0)]
+    assert [s.reward for s in judge.run(items).scores] == [s.reward for s in rated]  # the verdict run gives
+
+
+def test_a_writer_only_judge_model_scores_nothing_writes_revisions_and_summaries(tiny_model_dir):
+    from actors.judge_worker import JudgeWorker
+    from ouro_ray.config import ConfigError, load_config
+
+    cfg = load_config(None, ["judges.rules=[safety]", "judges.llm.dimensions=[]", "judges.constitution.enabled=true",
+                             "judges.constitution.ranker=rules", f"judges.llm.model={tiny_model_dir}"]).judges
+    worker = JudgeWorker(cfg, tiny_model_dir)
+    assert worker.teachers() == ["safety", "constitution"]  # the judge model is no teacher of its own
+    assert worker.pairwise_judges() == []
+    assert len(worker.complete(["Summarise: the tide is high."], max_new_tokens=4)) == 1  # the summariser still writes
+    with pytest.raises(ConfigError, match="judges.llm.dimensions is empty"):
+        load_config(None, ["judges.llm.dimensions=[]"])  # no constitution: the model would do nothing
+    with pytest.raises(ConfigError, match="judges.llm.dimensions is empty"):
+        load_config(None, ["judges.llm.dimensions=[]", "judges.constitution.enabled=true"])  # the LLM would rank
