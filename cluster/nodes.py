@@ -1,6 +1,6 @@
 """A real multi-node Ray cluster on one machine: a head and worker raylets, each its own `ray start` process.
 
-Glue for the lost-node drill (``tests/cluster/test_multinode.py``, ``ouro bench faults``' node row) and the
+Glue for the lost-node drill (``tests/cluster/test_submit.py``, ``ouro bench faults``' node row) and the
 README's multi-node recipe. Each node is a ``ray start --block`` process in its own process group on its own
 loopback address (``127.0.0.1`` the head, ``127.0.0.2``… the workers: Linux routes all of 127/8 to the
 loopback device), so
@@ -167,7 +167,7 @@ class LocalNodes:
             with contextlib.suppress(ProcessLookupError):  # already gone
                 os.kill(pid, sig)
 
-    def stop(self, grace_s: float = 10.0) -> None:
+    def stop(self, grace_s: float = 3.0) -> None:
         """Stop every node this object started (workers first, the head last): SIGTERM to each node's processes
         (``ray start --block`` stops its raylet and workers), SIGKILL to what is left after ``grace_s``."""
         for name in sorted(self.nodes, key=lambda n: n == "head"):

@@ -209,7 +209,7 @@ class _FakeHandle:
         self.sent, self.error = [], error
         self.score_rows = self
 
-    def remote(self, box, start, stop):
+    def remote(self, box, start, stop, revise=True):
         self.sent.append((start, stop))
         from actors.judge_worker import JudgeOutput
 
