@@ -99,9 +99,9 @@ class _LazyJudges:
     def built(self) -> bool:
         return self._worker is not None
 
-    def score(self, items):
+    def score(self, items, revise: bool = True):
         self._worker = self._worker or self._build()
-        return self._worker.score(items)
+        return self._worker.score(items, revise)
 
 
 def _reward_summary(rewards) -> str:

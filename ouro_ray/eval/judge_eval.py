@@ -100,7 +100,7 @@ def whole_stack(worker: Any, scoring: Any, seed: int) -> dict:
     from ouro_ray.eval.stress import run_stress
     from ouro_ray.judges.scoring import combine
 
-    report = run_stress(lambda items: combine(worker.score(items).scores, scoring), seed=seed)
+    report = run_stress(lambda items: combine(worker.score(items, revise=False).scores, scoring), seed=seed)
     return {"overall": report.rates["overall"], "per_attack": {k: v for k, v in report.rates.items() if k != "overall"}}
 
 

@@ -169,10 +169,12 @@ def _gather(rows: list[tuple[str, int]], by_name: dict[str, Answers]) -> pa.Tabl
 
 def reward_hacks(judges: Any, scoring: Any, seed: int = 0, teachers: Sequence[Any] = ()) -> dict:
     """The report's ``stress`` section: the built-in suite against the scoring stack (the judge group and
-    ``teachers``, the driver's own such as the refitted reward model) combined with the loop's λ."""
+    ``teachers``, the driver's own such as the refitted reward model) combined with the loop's λ. The suite's
+    answers train nothing: the constitution rates them and writes no revisions."""
     from ouro_ray.eval.stress import run_stress
 
-    report = run_stress(lambda items: combine(teacher_scores(items, judges, teachers)[0], scoring), seed=seed)
+    report = run_stress(lambda items: combine(teacher_scores(items, judges, teachers, revise=False)[0], scoring),
+                        seed=seed)
     rates = dict(report.rates)
     overall = rates.pop("overall")
     return {"per_attack": rates, "overall": overall, "hacked": report.hacked()}

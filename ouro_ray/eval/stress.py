@@ -332,6 +332,6 @@ def scoring_stack(cfg, model_dir: str | None = None) -> ScoreFn:
     worker = JudgeWorker(cfg.judges, model_dir, name="judge/stress")
 
     def score(items: pa.Table) -> pa.Table:
-        return combine(worker.score(items).scores, cfg.scoring)
+        return combine(worker.score(items, revise=False).scores, cfg.scoring)  # rated, nothing revised
 
     return score

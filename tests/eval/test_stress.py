@@ -149,7 +149,7 @@ class _Gullible:
 class _NoJudges:
     """A judge group with no teacher configured (the RLHF arm's: only the refitted reward model teaches)."""
 
-    def score(self, items):
+    def score(self, items, revise=True):
         return SimpleNamespace(scores=SHARDS["scores"].schema.empty_table())
 
 

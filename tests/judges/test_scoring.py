@@ -124,7 +124,7 @@ class _FixedJudges:
     def __init__(self):
         self.seen = None
 
-    def score(self, items: pa.Table) -> _Output:
+    def score(self, items: pa.Table, revise: bool = True) -> _Output:
         self.seen = items
         rows = [(pid, cid, *rest) for pid, cid in zip(items.column("prompt_id").to_pylist(),
                                                      items.column("candidate_id").to_pylist())
