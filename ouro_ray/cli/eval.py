@@ -111,6 +111,7 @@ def evaluate(cfg, specs: list[str], baseline: str, prompts, judges, say=lambda m
 
 def main(args: argparse.Namespace) -> int:
     from actors.judge import JudgeGroup
+    from cluster.serve_llm import start_judge_llm
     from ouro_ray.config import load_config
     from ouro_ray.eval.report import write_report
 
@@ -122,12 +123,18 @@ def main(args: argparse.Namespace) -> int:
     info = _cluster(cfg, say)
     prompts, prompt_set = eval_prompts(argparse.Namespace(**{**vars(args), "out": str(out)}), cfg)
     say(f"prompts: {prompt_set}")
-    judges = JudgeGroup(judges_cfg, prefix=f"{cfg.cluster.namespace}-eval", serve_host=cfg.cluster.serve_host,
-                        serve_port=cfg.cluster.serve_port)
+    # judges.serve_llm: the judge model on GPUs behind Ray Serve LLM, the HTTP judge pointed at it (as `ouro run`)
+    judges_cfg, judge_llm = start_judge_llm(judges_cfg, cfg.cluster.serve_host, cfg.cluster.serve_port, say)
+    judges = None
     try:
+        judges = JudgeGroup(judges_cfg, prefix=f"{cfg.cluster.namespace}-eval", serve_host=cfg.cluster.serve_host,
+                            serve_port=cfg.cluster.serve_port)
         report, rows = evaluate(cfg, list(args.policy), args.baseline, prompts, judges, say, prompt_set)
     finally:
-        judges.close()
+        if judges is not None:
+            judges.close()
+        if judge_llm is not None:
+            judge_llm.close()
         if info is not None and info.started_here:
             from ray import serve
 

@@ -245,3 +245,45 @@ def test_the_run_deploys_the_app_before_the_judge_group_and_closes_it(monkeypatc
     assert roles.judges.cfg.http.base_url == "http://10.0.0.5:8000/ouro-judge-llm"
     roles.close()
     assert log.index("judges closed") < log.index("app closed")
+
+
+def test_ouro_eval_deploys_the_app_before_its_judge_group_and_closes_it(monkeypatch, tmp_path):
+    """`ouro eval` (no Ray: the cluster, prompts, judge group and evaluation are stand-ins): the judge group gets
+    the config pointed at the Serve LLM app, and the app is deleted after the judges, as in `ouro run`."""
+    import argparse
+
+    import actors.judge
+    import cluster.serve_llm as serve_llm
+    import ouro_ray.eval.report as report
+    from ouro_ray.cli import eval as cli_eval
+
+    log: list[str] = []
+
+    class App:
+        def close(self):
+            log.append("app closed")
+
+    class Judges:
+        def __init__(self, cfg, **kwargs):
+            self.cfg = cfg
+            log.append(f"judges started ({cfg.http.base_url})")
+
+        def close(self):
+            log.append("judges closed")
+
+    def deploy(cfg, host, port, say):
+        log.append("app deployed")
+        return judges_with_serve_llm(cfg, f"http://10.0.0.5:{port}{cfg.serve_llm.route_prefix}"), App()
+
+    monkeypatch.setattr(serve_llm, "start_judge_llm", deploy)
+    monkeypatch.setattr(actors.judge, "JudgeGroup", Judges)
+    monkeypatch.setattr(cli_eval, "eval_judges", lambda cfg, policies, baseline: cfg.judges)
+    monkeypatch.setattr(cli_eval, "_cluster", lambda cfg, say: None)
+    monkeypatch.setattr(cli_eval, "eval_prompts", lambda args, cfg: ("prompts", "a test set"))
+    monkeypatch.setattr(cli_eval, "evaluate", lambda *a: (log.append("evaluated") or {}, []))
+    monkeypatch.setattr(report, "write_report", lambda *a: [])
+    monkeypatch.setattr(cli_eval, "_print_summary", lambda *a: None)
+    args = argparse.Namespace(config=str(GPU_YAML), args=[], out=str(tmp_path / "eval"), policy=["p"], baseline="b")
+    assert cli_eval.main(args) == 0
+    assert log == ["app deployed", "judges started (http://10.0.0.5:8000/ouro-judge-llm)", "evaluated",
+                   "judges closed", "app closed"]
