@@ -8,6 +8,7 @@ atomic on POSIX); on failure the temporary file is removed and the target is lef
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -88,3 +89,12 @@ def json_objects(path: str | Path) -> Iterator[tuple[int, dict | None]]:
                 record = None
             yield n, record if isinstance(record, dict) else None
 
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes (hex), read in 4 MiB blocks: the key of content-addressed caches."""
+    h = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        while chunk := fh.read(1 << 22):
+            h.update(chunk)
+    return h.hexdigest()

@@ -12,12 +12,12 @@ adapter gets a directory of its own. Imports no torch until a merge runs.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
 from typing import Callable
 
+from ouro_ray.data.files import file_sha256
 from ouro_ray.models.resolve import ModelNotFoundError
 
 ADAPTER_CONFIG = "adapter_config.json"
@@ -29,14 +29,6 @@ def is_adapter_dir(path: Path) -> bool:
     return (path / ADAPTER_CONFIG).is_file() and (path / ADAPTER_WEIGHTS).is_file()
 
 
-def _digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
-
-
 def merged_model_dir(adapter: Path, progress: Callable[[str], None] = lambda _: None, key: str = "model") -> Path:
     """The whole model of the adapter at ``adapter`` (see the module docstring), merged on first use."""
     base = json.loads((adapter / ADAPTER_CONFIG).read_text(encoding="utf-8")).get("base_model_name_or_path")
@@ -44,7 +36,7 @@ def merged_model_dir(adapter: Path, progress: Callable[[str], None] = lambda _: 
         raise ModelNotFoundError(
             f"{key}: the LoRA adapter at {adapter} was trained on {base!r}, which is not a model directory here; fix: "
             f"make that base model available at that path (the run's model.path), or name the base model itself")
-    target = adapter.parent / ".merged" / _digest(adapter / ADAPTER_WEIGHTS)
+    target = adapter.parent / ".merged" / file_sha256(adapter / ADAPTER_WEIGHTS)[:16]
     if (target / "config.json").is_file():
         return target
     progress(f"merging the LoRA adapter at {adapter} into its base {base} (once) → {target}")

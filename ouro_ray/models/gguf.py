@@ -16,7 +16,6 @@ The cache is ``$OURO_GGUF_CACHE``, else ``~/.cache/ouro-ray/gguf``. Imports no t
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -24,6 +23,7 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
+from ouro_ray.data.files import file_sha256
 from ouro_ray.models.resolve import ModelNotFoundError
 
 PACKAGE_PREFIX = "package:"
@@ -69,7 +69,7 @@ def gguf_model_dir(spec: str | Path, progress: Callable[[str], None] = lambda _:
         if fh.read(4) != GGUF_MAGIC:
             raise ModelNotFoundError(f"{key} = {str(spec)!r}: {path} is not a GGUF file (it does not start with b'GGUF'); "
                              "fix: name a .gguf model file")
-    digest = _sha256(path)
+    digest = file_sha256(path)
     target = gguf_cache() / f"{path.stem}-{digest[:16]}"
     if (target / "config.json").is_file():
         return target
@@ -114,11 +114,3 @@ def _convert(path: Path, out: Path) -> None:
     out.mkdir(parents=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()
