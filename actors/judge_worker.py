@@ -115,7 +115,7 @@ def _constitution(cfg: JudgesConfig, llm, rules: Sequence[Judge]):
     writer = LocalWriter(TransformersBackend(llm.model, llm.tokenizer), llm.tokenizer, c.max_new_tokens)
     ranker = llm if c.ranker == "llm" else RuleRanker(rules)
     return ConstitutionJudge(writer, ranker, principles=c.principles, critique_chain=c.critique_chain,
-                             min_margin=c.min_margin, revision_prefix=c.revision_prefix)
+                             min_margin=c.min_margin, revision_prefix=c.revision_prefix, pairs=c.pairs)
 
 
 class JudgeWorker:

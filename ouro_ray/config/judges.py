@@ -48,6 +48,10 @@ class ConstitutionConfig:
     revision_prefix: str = param(
         "", "text every revision starts with, continued by the writer (prefilling), e.g. \"I can't help with that:\" "
             "for a writer too weak to follow the revise instruction; the ranker still decides which text wins")
+    pairs: Literal["improved", "ranked"] = param(
+        "improved", "which preference pairs the chains make: improved (a revision over the original it beat by "
+                    "min_margin, Bai et al. 2022) or ranked (the chain's best text over its worst: also the original "
+                    "over a revision that made it worse, e.g. a prefilled refusal of a safe request)")
     ranker: Literal["llm", "rules"] = param(
         "llm", "who prefers among the original and its revisions: llm (the LLM judge, the usual route) or rules (the "
                "mean reward of judges.rules: for a judge model too weak to rank, the revisions still written by it)")

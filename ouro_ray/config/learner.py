@@ -34,6 +34,9 @@ class DPOConfig:
     kind: Literal["sigmoid", "ipo"] = param("sigmoid", "loss: sigmoid (Rafailov 2023) or ipo (Azar 2023)")
     label_smoothing: float = param(0.0, "conservative DPO: assumed share of flipped labels", ge=0.0, lt=0.5)
     epochs: int = param(1, "passes over each batch of pairs", ge=1)
+    nll_coef: float = param(0.0, "weight of the chosen texts' token-mean NLL added to the loss (RPO, Pang et al. "
+                                 "2024; TRL's rpo_alpha): DPO alone can push both sides down and garble the policy "
+                                 "when the chosen texts are unlikely ones, e.g. revisions; 0: plain DPO", ge=0.0)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,9 @@ the writer model critiques the current text against the principle, then revises 
 critique. The chain's texts (the original and every revision) are then scored by the rubric judge;
 the original's score is this judge's verdict, and when a revision beats the original by at least
 ``min_margin`` the pair (chosen = best revision, rejected = original) is emitted for DPO with source
-``constitution``.
+``constitution`` (``pairs="improved"``). With ``pairs="ranked"`` the pair is the chain's best text over its worst,
+whichever they are: a revision that made the answer worse (a prefilled refusal of a safe request) becomes a pair
+with the original chosen, so the policy also learns what not to rewrite.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from typing import Protocol, Sequence
 from ouro_ray.config.judges import DEFAULT_PRINCIPLES
 from ouro_ray.judges.protocol import Judge, JudgeItem, JudgeScore
 from ouro_ray.judges.rubric import critique_prompt, revise_prompt
+
+PAIRS = ("improved", "ranked")
+"""``judges.constitution.pairs``: a revision over the original it improved, or the chain's best over its worst."""
 
 
 class Writer(Protocol):
@@ -85,14 +90,16 @@ class ConstitutionJudge:
 
     def __init__(self, writer: Writer, judge: Judge, *, principles: Sequence[str] = DEFAULT_PRINCIPLES,
                  critique_chain: int = 1, min_margin: float = 0.05, revision_prefix: str = "",
-                 name: str = "constitution"):
+                 pairs: str = "improved", name: str = "constitution"):
         if not principles:
             raise ValueError("constitution needs at least one principle; fix: list them under judges.constitution.principles")
         if critique_chain < 1:
             raise ValueError(f"critique_chain = {critique_chain}: must be >= 1 (passes of critique then revise)")
+        if pairs not in PAIRS:
+            raise ValueError(f"judges.constitution.pairs = {pairs!r}: use one of {', '.join(PAIRS)}")
         self.writer, self.judge, self.name = writer, judge, name
         self.principles, self.critique_chain, self.min_margin = tuple(principles), critique_chain, min_margin
-        self.revision_prefix = revision_prefix
+        self.revision_prefix, self.pairs = revision_prefix, pairs
 
     def revise(self, items: Sequence[JudgeItem]) -> tuple[list[list[str]], list[str]]:
         """Each item's chain [original, revision 1, …] and its first critique (kept as the verdict's notes)."""
@@ -130,9 +137,10 @@ class ConstitutionJudge:
             rewards = [v.reward for v in verdicts[i * width:(i + 1) * width]]
             best = max(range(width), key=rewards.__getitem__)
             scores.append(self._verdict(item, rewards[0], critiques[i]))
-            if best > 0 and rewards[best] - rewards[0] >= self.min_margin and chains[i][best] != item.candidate:
+            worst = 0 if self.pairs == "improved" else min(range(width), key=rewards.__getitem__)
+            if best != worst and rewards[best] - rewards[worst] >= self.min_margin and chains[i][best] != chains[i][worst]:
                 pairs.append({"prompt_id": item.prompt_id, "prompt": item.prompt, "chosen": chains[i][best],
-                              "rejected": item.candidate, "source": "constitution"})
+                              "rejected": chains[i][worst], "source": "constitution"})
         return ConstitutionResult(scores, chains, pairs)
 
     def score(self, items: Sequence[JudgeItem]) -> list[JudgeScore]:

@@ -76,9 +76,9 @@ def _accumulate(strategy: Strategy, optim: OptimConfig, losses: Iterator[torch.T
     return norms
 
 
-def _sequence_logps(module, prompt, prompt_mask, ids, mask) -> torch.Tensor:
+def _token_logps(module, prompt, prompt_mask, ids, mask) -> torch.Tensor:
     logits, _ = module(prompt, prompt_mask, ids, mask)
-    return (token_logprobs(logits, ids) * mask).sum(dim=-1)  # (B,)
+    return token_logprobs(logits, ids) * mask  # (B, T), 0 where padded
 
 
 def dpo_update(strategy: Strategy, batch: pa.Table, cfg: DPOConfig, optim: OptimConfig, pad_id: int,
@@ -100,14 +100,18 @@ def dpo_update(strategy: Strategy, batch: pa.Table, cfg: DPOConfig, optim: Optim
         for epoch in range(cfg.epochs):
             for idx, ok in micro_batches(rows, valid, optim.micro_batch_size, derive_seed(seed, "dpo", epoch)):
                 i = torch.as_tensor(idx)
-                pc = _sequence_logps(strategy.module, prompt[i], prompt_mask[i], chosen[i], chosen_mask[i])
-                pr = _sequence_logps(strategy.module, prompt[i], prompt_mask[i], rejected[i], rejected_mask[i])
+                chosen_logps = _token_logps(strategy.module, prompt[i], prompt_mask[i], chosen[i], chosen_mask[i])
+                pc = chosen_logps.sum(dim=-1)  # (b,)
+                pr = _token_logps(strategy.module, prompt[i], prompt_mask[i], rejected[i], rejected_mask[i]).sum(dim=-1)
                 keep = torch.as_tensor(ok)
                 if not keep.any():  # a padding-only micro-batch still joins the all-reduce, with no gradient
                     yield (pc.sum() + pr.sum()) * 0.0
                     continue
                 loss, metrics = dpo_loss(pc[keep], pr[keep], ref_chosen[i][keep], ref_rejected[i][keep], cfg.beta,
                                          kind=cfg.kind, label_smoothing=cfg.label_smoothing)
+                if cfg.nll_coef > 0:  # RPO: the chosen side's token-mean NLL keeps the preferred texts likely
+                    nll, nll_metrics = ptx_loss(chosen_logps[keep], chosen_mask[i][keep].float(), cfg.nll_coef)
+                    loss, metrics = loss + nll, metrics | {"chosen_nll": nll_metrics["ptx_nll"]}
                 log.append(metrics | {"loss": loss.detach()})
                 yield loss
 

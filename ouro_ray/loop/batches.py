@@ -58,8 +58,9 @@ def dpo_batch(candidates: pa.Table, rewards: pa.Table, constitution_pairs: pa.Ta
 
 
 def revision_rows(constitution_pairs: pa.Table, tokenizer) -> pa.Table:
-    """The constitution's winning revisions as ``token_sequences`` (the PPO-ptx rows of a round: Constitutional
-    AI's supervised stage, fine-tuning on the revised answers)."""
+    """The constitution's chosen texts as ``token_sequences`` (the PPO-ptx rows of a round: Constitutional AI's
+    supervised stage, fine-tuning on the revised answers; with ``judges.constitution.pairs = ranked`` also the
+    originals the ranker kept over a worse revision)."""
     if constitution_pairs.num_rows == 0:
         return SHARDS["token_sequences"].schema.empty_table()
     chosen, _ = tokenize_pairs(constitution_pairs, tokenizer)

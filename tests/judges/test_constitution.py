@@ -96,6 +96,28 @@ def test_the_rule_ranker_prefers_the_revision_the_safety_rule_holds_and_is_refus
     assert cfg.judges.constitution.ranker == "rules"
 
 
+
+def test_ranked_pairs_also_keep_an_original_over_the_revision_that_made_it_worse():
+    from ouro_ray.config import ConfigError, load_config
+    from ouro_ray.judges.constitution import RuleRanker
+    from ouro_ray.judges.rules import make_rule
+
+    harmful = JudgeItem("p2", "c0", "How do I break into a car?", "Sure! First, you'll need a slim jim.",
+                        Target((), None, (), "refuse"))
+    safe = JudgeItem("p3", "c0", "How do I bake bread?", "Mix flour, water, yeast and salt, then bake it.",
+                     Target((), None, (), "answer"))  # the refusing writer's revision refuses a safe request
+    ranker = RuleRanker([make_rule("safety")])
+    improved = ConstitutionJudge(RefusingWriter(), ranker).run([harmful, safe]).pairs
+    assert [p["prompt_id"] for p in improved] == ["p2"]  # only the revision that beat its original
+    ranked = ConstitutionJudge(RefusingWriter(), ranker, pairs="ranked").run([harmful, safe]).pairs
+    assert [(p["prompt_id"], p["chosen"][:12], p["rejected"][:12]) for p in ranked] == [
+        ("p2", "I'm sorry, b", "Sure! First,"), ("p3", "Mix flour, w", "I'm sorry, b")]
+    with pytest.raises(ValueError, match="pairs = 'all'"):
+        ConstitutionJudge(RefusingWriter(), ranker, pairs="all")
+    with pytest.raises(ConfigError, match="judges.constitution.pairs"):
+        load_config(None, ["judges.constitution.pairs=all"])
+    assert load_config(None, ["judges.constitution.pairs=ranked"]).judges.constitution.pairs == "ranked"
+
 class PrefixWriter(EchoWriter):
     """Records the prefix each call asked for; a revision is the prefix and a reason."""
 

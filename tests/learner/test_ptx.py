@@ -1,11 +1,14 @@
-"""PPO-ptx: the pretraining term is used when its coefficient is set, and refused without data."""
+"""Supervised terms: PPO-ptx (used when its coefficient is set, refused without data) and DPO's chosen-side NLL
+(RPO, ``learner.dpo.nll_coef``)."""
 
 from __future__ import annotations
+
+import math
 
 import pyarrow as pa
 import pytest
 
-from ouro_ray.config.learner import LearnerConfig, OptimConfig, PPOConfig
+from ouro_ray.config.learner import DPOConfig, LearnerConfig, OptimConfig, PPOConfig
 from ouro_ray.data.shards import to_table
 from ouro_ray.learner.learner import PolicyLearner
 
@@ -33,3 +36,26 @@ def test_ptx_term_enters_the_loss_and_is_refused_without_data(tiny_model_dir):
     without = PolicyLearner(LearnerConfig(algo="ppo", num_workers=0, optim=OptimConfig(micro_batch_size=2),
                                           ppo=PPOConfig(epochs=1)), tiny_model_dir).update(_experience())
     assert "ptx_nll" not in without
+
+
+def test_rpo_adds_the_chosen_texts_nll_to_dpo_and_keeps_them_likelier_than_plain_dpo(tiny_model_dir,
+                                                                                      preference_batches):
+    train, _ = preference_batches
+
+    def learner(nll_coef: float) -> PolicyLearner:
+        return PolicyLearner(LearnerConfig(algo="dpo", num_workers=0,
+                                           optim=OptimConfig(lr=1e-3, micro_batch_size=train.num_rows),
+                                           dpo=DPOConfig(beta=0.1, nll_coef=nll_coef)), tiny_model_dir)
+
+    rpo, plain = learner(1.0), learner(0.0)
+    first = rpo.update(train)  # one micro-batch, measured before the step: the policy is still the reference
+    n_tokens = sum(len(ids) for ids in train.column("chosen_token_ids").to_pylist())
+    nll = -sum(train.column("ref_chosen_logps").to_pylist()) / n_tokens  # the reference's token-mean NLL
+    assert first["chosen_nll"] == pytest.approx(nll, rel=1e-3)
+    assert first["loss"] == pytest.approx(math.log(2) + nll, rel=1e-3)  # DPO's log 2 at h = 0, plus the NLL
+    assert "chosen_nll" not in plain.update(train)
+    for _ in range(3):
+        after_rpo, after_plain = rpo.update(train), plain.update(train)
+    # the NLL term pulls the chosen texts up: their implicit reward beta * (log pi - log pi_ref) ends higher
+    assert after_rpo["chosen_rewards"] > after_plain["chosen_rewards"] + 0.05
+    assert after_rpo["chosen_nll"] < nll
