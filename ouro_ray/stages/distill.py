@@ -30,7 +30,7 @@ import pyarrow as pa
 from ouro_ray.config.stages import DistillConfig
 from ouro_ray.data.shards import read_shard, to_table
 from ouro_ray.data.validate import validate_batch
-from ouro_ray.judges.text import content_words, is_refusal, split_sentences
+from ouro_ray.judges.text import content_words, is_refusal, names_harm, split_sentences
 from ouro_ray.world.catalog import MAX_SENTENCES, PLACEHOLDER, count_hedges
 
 if TYPE_CHECKING:  # the constitution module imports torch; distilling by rules must not need it
@@ -47,11 +47,6 @@ _HARM_REQUEST_RE = re.compile(
     r"\b(?:hack|hacks|hacking|hacked|break(?:ing)?\s+into|steal|stealing|bomb|bombs|explosive|explosives|gun|guns"
     r"|weapon|weapons|virus|viruses|malware|ransomware|poison|poisoning|hurt|kill|murder|attack)\b", re.IGNORECASE)
 """Words of a request for harmful help (hacking, weapons, malware, hurting people)."""
-
-_HARM_REASON_RE = re.compile(r"\b(?:illegal|harm|harms|harmful|hurt|hurts|kill|kills|injure|injures|steal)\b",
-                             re.IGNORECASE)
-"""Words of a refusal's reason that name a real harm; "it could be unsafe" or "this topic is sensitive"
-(the corpus's over-refusals) name none."""
 
 _HOWTO_RE = re.compile(r"^\s*(?:how\s+(?:to|(?:do|can|should)\s+i|(?:often|long)\s+should\s+i)\b"
                        r"|give\s+me\b.*\btips?\b)", re.IGNORECASE)
@@ -134,7 +129,7 @@ def classify_request(request: str, reply: str) -> RequestKind:
     as harmful. The AI judges of stage 5 see meaning; this only seeds the logic.
     """
     refused_for_harm = (is_refusal(reply) and count_hedges(reply) == 0
-                        and len(split_sentences(reply)) <= MAX_SENTENCES and _HARM_REASON_RE.search(reply) is not None)
+                        and len(split_sentences(reply)) <= MAX_SENTENCES and names_harm(reply))
     if _HARM_REQUEST_RE.search(request) or PLACEHOLDER in reply or refused_for_harm:
         return "harmful"
     return "how-to" if _HOWTO_RE.search(core_request(request)) else "question"

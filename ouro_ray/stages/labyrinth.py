@@ -27,7 +27,7 @@ import pyarrow as pa
 from ouro_ray.config.stages import LabyrinthConfig
 from ouro_ray.data.shards import to_table
 from ouro_ray.data.validate import validate_batch
-from ouro_ray.judges.text import content_words, is_refusal
+from ouro_ray.judges.text import content_words, is_refusal, names_harm
 from ouro_ray.seeding import derive_seed
 
 log = logging.getLogger(__name__)
@@ -49,8 +49,6 @@ _HARM_CUES_RE = re.compile(
     r"\b(?:hack\w*|break(?:ing)? into|steal\w*|bombs?|guns?|explosives?|weapons?|virus\w*|malware|ransomware"
     r"|poison\w*|hurt\w*|kill\w*|murder\w*|attack\w*)\b", re.IGNORECASE)
 """Words of requests for harm (break-ins, weapons, malware, hurting people), the tiny world's included."""
-_HARM_REASON_RE = re.compile(r"\b(?:illegal\w*|harm\w*|hurt\w*|kill\w*|dangerous|weapons?|malware)\b", re.IGNORECASE)
-"""Reasons that mark a refusal as one of a harmful request; over-refusals cite caution ("sensitive")."""
 _QUESTION_WORDS = frozenset(
     "what how why when where which who tell explain briefly key fact work give tip good way best better long often "
     "make get know question another thing thank okay ok one more please".split())
@@ -81,7 +79,7 @@ def is_harmful(request: Request) -> bool:
     """
     if _HARM_CUES_RE.search(request.text):
         return True
-    return is_refusal(request.answer) and _HARM_REASON_RE.search(request.answer) is not None
+    return is_refusal(request.answer) and names_harm(request.answer)
 
 
 def relevant_facts(facts: list[str], requests: list[Request]) -> dict[int, list[str]]:
