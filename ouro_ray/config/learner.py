@@ -56,6 +56,9 @@ class PPOConfig:
     reward_clip: float = param(5.0, "clip sequence rewards to ±this before shaping (0: no clip)", ge=0.0)
     whiten_advantages: bool = param(True, "normalise advantages over the batch's valid tokens")
     epochs: int = param(2, "passes over each experience batch", ge=1)
+    stop_kl: float | None = param(None, "stop an update's epochs early once the last epoch's mean approximate KL to "
+                                        "the sampling policy exceeds this (cleanrl's target_kl; metric "
+                                        "update_epochs); null: always run every epoch", gt=0.0)
     ptx_coef: float = param(0.0, "weight of a supervised NLL term mixed into the loss: in `ouro run` on the "
                                  "constitution's winning revisions (Constitutional AI's supervised stage), in "
                                  "`ouro train` on the ptx rows given", ge=0.0)

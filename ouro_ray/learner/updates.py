@@ -163,10 +163,16 @@ def ppo_update(strategy: Strategy, batch: pa.Table, cfg: PPOConfig, optim: Optim
     t = PPOBatch.from_table(batch.take(pa.array(rows)), pad_id).masked(torch.as_tensor(valid))
     t = _with_advantages(strategy.module, t, cfg, kl_coef)
     local = np.arange(len(rows))
+    per_epoch = math.ceil(len(rows) / optim.micro_batch_size)
     log: list[dict[str, torch.Tensor]] = []
+    epochs_run = 0
 
     def losses():
+        nonlocal epochs_run
         for epoch in range(cfg.epochs):
+            if epoch and cfg.stop_kl is not None and _mean_over_ranks(log[-per_epoch:], "approx_kl") > cfg.stop_kl:
+                return  # the last epoch moved the policy too far from the one that sampled (cleanrl's target_kl)
+            epochs_run += 1
             for idx, _ in micro_batches(local, valid, optim.micro_batch_size, derive_seed(seed, "ppo", epoch)):
                 m = t.rows(torch.as_tensor(idx))
                 mask = m.mask  # (b, T)
@@ -188,7 +194,17 @@ def ppo_update(strategy: Strategy, batch: pa.Table, cfg: PPOConfig, optim: Optim
     out = _summarise(log, norms)
     out["kl_to_ref"] = float(masked_mean(t.kl, t.mask))
     out["reward_mean"] = float(t.reward[torch.as_tensor(valid)].mean())
+    out["epochs"] = float(epochs_run)
     return out
+
+
+def _mean_over_ranks(log: list[dict[str, torch.Tensor]], key: str) -> float:
+    """Mean of ``key`` over these micro-batches and, in a data-parallel group, over every rank (so all stop together)."""
+    value = torch.stack([m[key] for m in log]).float().mean().detach().reshape(1)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.all_reduce(value)
+        value /= torch.distributed.get_world_size()
+    return float(value)
 
 
 def rm_update(strategy: Strategy, batch: pa.Table, epochs: int, optim: OptimConfig, pad_id: int, seed: int,

@@ -1,5 +1,5 @@
 """Supervised terms: PPO-ptx (used when its coefficient is set, refused without data) and DPO's chosen-side NLL
-(RPO, ``learner.dpo.nll_coef``)."""
+(RPO, ``learner.dpo.nll_coef``); and PPO's early stop on the approximate KL (``learner.ppo.stop_kl``)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import math
 import pyarrow as pa
 import pytest
 
+from ouro_ray.config import ConfigError, load_config
 from ouro_ray.config.learner import DPOConfig, LearnerConfig, OptimConfig, PPOConfig
 from ouro_ray.data.shards import to_table
 from ouro_ray.learner.learner import PolicyLearner
@@ -59,3 +60,35 @@ def test_rpo_adds_the_chosen_texts_nll_to_dpo_and_keeps_them_likelier_than_plain
     # the NLL term pulls the chosen texts up: their implicit reward beta * (log pi - log pi_ref) ends higher
     assert after_rpo["chosen_rewards"] > after_plain["chosen_rewards"] + 0.05
     assert after_rpo["chosen_nll"] < nll
+
+
+def test_stop_kl_ends_the_epochs_once_the_policy_has_moved_that_far(tiny_model_dir):
+    """learner.ppo.stop_kl (cleanrl's target_kl): with a bound every update exceeds after one epoch, 1 of 4 epochs
+    runs; without it, or with a bound no update reaches, all 4 do."""
+    def update(stop_kl):
+        cfg = LearnerConfig(algo="ppo", num_workers=0, optim=OptimConfig(lr=1e-2, micro_batch_size=2),
+                            ppo=PPOConfig(epochs=4, stop_kl=stop_kl))
+        return PolicyLearner(cfg, tiny_model_dir).update(_experience())
+
+    stopped, full, loose = update(1e-9), update(None), update(1e3)
+    assert stopped["approx_kl"] > 1e-9  # lr 1e-2 moves the policy within the first epoch
+    assert (stopped["epochs"], full["epochs"], loose["epochs"]) == (1.0, 4.0, 4.0)
+    with pytest.raises(ConfigError, match="learner.ppo.stop_kl = 0.0: must be > 0.0"):
+        load_config(None, ["learner.ppo.stop_kl=0"])
+
+
+def test_the_stop_decision_is_the_mean_over_every_rank(tmp_path):
+    """In a process group every rank must stop at the same epoch (DDP needs all of them in every all-reduce): the
+    approximate KL is averaged over ranks before the comparison. One gloo rank here: the all-reduce path runs."""
+    import torch
+    import torch.distributed as dist
+
+    from ouro_ray.learner.updates import _mean_over_ranks
+
+    log = [{"approx_kl": torch.tensor(0.01)}, {"approx_kl": torch.tensor(0.03)}]
+    assert _mean_over_ranks(log, "approx_kl") == pytest.approx(0.02)
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0, world_size=1)
+    try:
+        assert _mean_over_ranks(log, "approx_kl") == pytest.approx(0.02)
+    finally:
+        dist.destroy_process_group()
