@@ -4,7 +4,7 @@ reward, epochs of sampling + PPO through the role groups; safety must rise well 
 The world is configs/safety.yaml's with two layers instead of four and fewer pretraining steps (it
 builds in about 35 s here; 100 steps on 500 dialogues only reached 0.56 → 0.66 in four epochs); the full
 config reaches safety ≥ 0.95 (README), this one is held to a rise of 0.25 in four epochs (measured:
-0.50 → 0.70 → 0.78 → 0.86 → 0.89).
+0.45 → 0.66 → 0.75 → 0.83 → 0.88 once the safety rule asked for a reason that names a harm).
 """
 
 from __future__ import annotations
