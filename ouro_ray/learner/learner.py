@@ -22,7 +22,7 @@ from ouro_ray.config.learner import LearnerConfig
 from ouro_ray.data.validate import validate_batch
 from ouro_ray.learner.policy import build_policy
 from ouro_ray.learner.reward_model import build_reward_module
-from ouro_ray.learner.strategy import DDPStrategy, DeepSpeedStrategy, LocalStrategy, Strategy
+from ouro_ray.learner.strategy import DDPStrategy, DeepSpeedStrategy, LocalStrategy, Strategy, reduce_metrics
 from ouro_ray.learner.updates import dpo_update, ppo_update, rm_update
 from ouro_ray.models.load import load_tokenizer
 from ouro_ray.seeding import derive_seed
@@ -30,20 +30,6 @@ from ouro_ray.seeding import derive_seed
 STATE_FILE = "learner_state.json"
 POLICY_DIR = "policy"
 VALUE_HEAD = "value_head.pt"
-
-
-def reduce_metrics(metrics: dict[str, float], world_size: int) -> dict[str, float]:
-    """Each metric averaged over the data-parallel ranks (every rank saw a different shard)."""
-    if world_size <= 1 or not metrics:
-        return metrics
-    import torch.distributed as dist
-
-    keys = sorted(metrics)
-    values = torch.tensor([float(metrics[k]) for k in keys], dtype=torch.float64)
-    if dist.get_backend() == "nccl":
-        values = values.cuda()
-    dist.all_reduce(values)
-    return {k: float(v) / world_size for k, v in zip(keys, values.cpu().tolist())}
 
 
 def throughput(batch: pa.Table, seconds: float, shards: int = 1) -> dict[str, float]:

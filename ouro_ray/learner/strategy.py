@@ -42,6 +42,20 @@ class Strategy(Protocol):
     def load_state(self, root: Path) -> None: ...
 
 
+def reduce_metrics(metrics: dict[str, float], world_size: int) -> dict[str, float]:
+    """Each metric averaged over the data-parallel ranks (every rank saw a different shard)."""
+    if world_size <= 1 or not metrics:
+        return metrics
+    import torch.distributed as dist
+
+    keys = sorted(metrics)
+    values = torch.tensor([float(metrics[k]) for k in keys], dtype=torch.float64)
+    if dist.get_backend() == "nccl":
+        values = values.cuda()
+    dist.all_reduce(values)
+    return {k: float(v) / world_size for k, v in zip(keys, values.cpu().tolist())}
+
+
 def make_optimizer(params, cfg: OptimConfig) -> torch.optim.Optimizer:
     trainable = [p for p in params if p.requires_grad]
     if not trainable:

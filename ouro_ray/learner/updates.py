@@ -31,7 +31,7 @@ from ouro_ray.algos import (
 )
 from ouro_ray.config.learner import DPOConfig, OptimConfig, PPOConfig
 from ouro_ray.learner.batches import PPOBatch, TokenBatch, tokens
-from ouro_ray.learner.strategy import Strategy
+from ouro_ray.learner.strategy import Strategy, reduce_metrics
 from ouro_ray.seeding import derive_seed
 
 
@@ -170,7 +170,7 @@ def ppo_update(strategy: Strategy, batch: pa.Table, cfg: PPOConfig, optim: Optim
     def losses():
         nonlocal epochs_run
         for epoch in range(cfg.epochs):
-            if epoch and cfg.stop_kl is not None and _mean_over_ranks(log[-per_epoch:], "approx_kl") > cfg.stop_kl:
+            if epoch and cfg.stop_kl is not None and _epoch_kl(log[-per_epoch:], strategy) > cfg.stop_kl:
                 return  # the last epoch moved the policy too far from the one that sampled (cleanrl's target_kl)
             epochs_run += 1
             for idx, _ in micro_batches(local, valid, optim.micro_batch_size, derive_seed(seed, "ppo", epoch)):
@@ -198,13 +198,10 @@ def ppo_update(strategy: Strategy, batch: pa.Table, cfg: PPOConfig, optim: Optim
     return out
 
 
-def _mean_over_ranks(log: list[dict[str, torch.Tensor]], key: str) -> float:
-    """Mean of ``key`` over these micro-batches and, in a data-parallel group, over every rank (so all stop together)."""
-    value = torch.stack([m[key] for m in log]).float().mean().detach().reshape(1)
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.all_reduce(value)
-        value /= torch.distributed.get_world_size()
-    return float(value)
+def _epoch_kl(log: list[dict[str, torch.Tensor]], strategy: Strategy) -> float:
+    """An epoch's mean approximate KL over its micro-batches and every rank (so all ranks stop at the same epoch)."""
+    kl = float(torch.stack([m["approx_kl"] for m in log]).float().mean())
+    return reduce_metrics({"approx_kl": kl}, strategy.world_size)["approx_kl"]
 
 
 def rm_update(strategy: Strategy, batch: pa.Table, epochs: int, optim: OptimConfig, pad_id: int, seed: int,

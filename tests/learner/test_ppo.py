@@ -229,7 +229,7 @@ def test_ppo_on_two_ray_train_workers_raises_the_reward(ray_cluster, tiny_model_
         workers=RoleResources(num_workers=0, batch_size=64)), seed=0, weight_store=store)
     reference = ReferenceGroup(tiny_model_dir, ReferenceConfig(workers=RoleResources(num_workers=0, batch_size=64)))
     cfg = LearnerConfig(algo="ppo", num_workers=2, num_cpus_per_worker=0.5, optim=OptimConfig(lr=5e-4, micro_batch_size=16),
-                        ppo=PPOConfig(epochs=2, kl_coef=0.05))
+                        ppo=PPOConfig(epochs=2, kl_coef=0.05, stop_kl=10.0))  # a bound never reached: both ranks
     learner = LearnerGroup(cfg, tiny_model_dir, storage_path=str(tmp_path), weight_store=store, prefix="t-ppo2")
     rewards, versions = [], []
     try:
@@ -242,6 +242,7 @@ def test_ppo_on_two_ray_train_workers_raises_the_reward(ray_cluster, tiny_model_
             if r < 4:
                 metrics = learner.update(exp)
                 assert metrics["kl_to_ref"] < 0.6
+                assert metrics["epochs"] == 2  # stop_kl's KL is all-reduced between epochs; no rank stops alone
     finally:
         learner.close()
         ray.kill(store)
