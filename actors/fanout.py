@@ -1,13 +1,16 @@
-"""One fan-out mechanism for every group: chunks out, one shared deadline, resend when a worker dies.
+"""One fan-out mechanism for every group: chunks out, a deadline that moves with progress, resend when a worker dies.
 
 Glue, not algorithm. A group (:class:`~actors.group.ActorGroup`: Ray actors; :class:`~actors.judge.JudgeGroup`:
 a Serve deployment) splits its work into chunks and hands :func:`fan_out` two callables: ``submit(k,
 attempt)`` starts chunk ``k`` (on another worker when ``attempt`` > 0, where the group can choose) and
 returns a handle, ``wait(handle, timeout_s)`` blocks for its value. :func:`fan_out` then
 
-- collects the chunks in order under one deadline for the whole call (``timeout_s``); a chunk that
-  misses it raises :class:`TimeoutError` naming the role, the worker, the call and the config key
-  that raises the limit;
+- collects the chunks in order, each within ``timeout_s`` of the one before it (of the start, for the
+  first): a deadline that moves with progress, so a call of many chunks queued on one worker (a round
+  of 330 candidates on one judge replica, 6 chunks of about 100 s each) is not cut off for its size, and
+  a worker that stops answering is still caught ``timeout_s`` after the last answer. A chunk that misses
+  it raises :class:`TimeoutError` naming the role, the worker, the call and the config key that raises
+  the limit;
 - resends a chunk whose worker died (``retryable(exc)``: the actor or replica is gone, not the call
   failed) up to ``max_retries`` times, and accepts each chunk exactly once;
 - resends a chunk whose worker is unreachable for now (:func:`worker_unreachable`: its node was lost and
@@ -63,22 +66,23 @@ def fan_out(n_chunks: int, submit: Callable[[int, int], Any], wait: Callable[[An
     is told of each resend (groups count them); ``on_collect(pending)`` of the chunks still out after
     each one is collected (the judge group's queue-depth gauge)."""
     what = call if callable(call) else (lambda k: call)
-    deadline = time.monotonic() + timeout_s
     handles = {k: submit(k, 0) for k in range(n_chunks)}
+    deadline = time.monotonic() + timeout_s
     attempts = dict.fromkeys(handles, 0)
     out: list[Any] = []
     for k in range(n_chunks):
         while True:
             try:
                 out.append(wait(handles[k], max(0.0, deadline - time.monotonic())))
+                deadline = time.monotonic() + timeout_s  # the next chunk's time runs from this answer
                 if on_collect is not None:
                     on_collect(n_chunks - k - 1)
                 break
             except TimeoutError as exc:
                 raise TimeoutError(
                     f"role {role!r}, actor {worker(k, attempts[k])!r}: {what(k)} gave no answer within {timeout_s:g} s "
-                    f"(chunk {k + 1} of {n_chunks}); fix: raise {timeout_key} or look at the actor on the Ray "
-                    "dashboard") from exc
+                    f"of the chunk before it (chunk {k + 1} of {n_chunks}); fix: raise {timeout_key} or look at the actor "
+                    "on the Ray dashboard") from exc
             except Exception as exc:
                 unreachable = retryable(exc) and worker_unreachable(exc) and time.monotonic() < deadline
                 if not retryable(exc) or (attempts[k] >= max_retries and not unreachable):

@@ -2,8 +2,8 @@
 
 Glue, not algorithm. The role class stays plain; this module applies ``ray.remote`` with the
 resources from config, names each actor ``<prefix>/<role>/<i>`` for the dashboard, declares restarts
-and retries, and fans calls out through :func:`actors.fanout.fan_out` (one deadline per call; a row
-slice whose actor died for good is resent to the next actor; a failed call comes back as the original
+and retries, and fans calls out through :func:`actors.fanout.fan_out` (each slice within ``call_timeout_s``
+of the one before; a row slice whose actor died for good is resent to the next actor; a failed call comes back as the original
 exception with the role, actor and method attached as a note). ``num_workers == 0`` keeps one instance in the driver with the same
 API, which is what the in-process vs. actor equivalence tests compare.
 

@@ -160,8 +160,8 @@ class JudgeGroup:
 
     def _fan_out(self, n: int, submit: Callable[[int], Any], call: Callable[[int], str],
                  on_collect: Callable[[int], None] | None = None) -> list[Any]:
-        """``n`` chunks through :func:`~actors.fanout.fan_out`: one deadline (``judges.call_timeout_s``), a chunk
-        whose replica died resent up to ``judges.max_retries`` times (Serve routes it to a live replica)."""
+        """``n`` chunks through :func:`~actors.fanout.fan_out`: each chunk within ``judges.call_timeout_s`` of the
+        one before, a chunk whose replica died resent up to ``judges.max_retries`` times (Serve routes it to a live replica)."""
         def resent(k: int, attempt: int, exc: BaseException) -> None:
             self.resubmitted += 1
             log.warning("judge replica died with %s in flight; resending (attempt %d)", call(k), attempt)

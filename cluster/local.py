@@ -91,7 +91,11 @@ def connect(
                 f"cluster.{next(iter(sized))} sizes a local cluster, but the run joins {target!r}; "
                 "fix: remove it, or set cluster.address=null to start a local cluster"
             )
-        ray.init(address=target, namespace=namespace, runtime_env=runtime_env, log_to_driver=log_to_driver)
+        token_from = _token_source(target)
+        try:
+            ray.init(address=target, namespace=namespace, runtime_env=runtime_env, log_to_driver=log_to_driver)
+        except ConnectionError as e:
+            raise ConnectionError(join_failure(target, token_from, e)) from e
         return _info(started_here=False, namespace=namespace)
     ray.init(
         address="local",  # a new instance: without it Ray attaches to the last `ray start` cluster on this machine
@@ -104,6 +108,45 @@ def connect(
         log_to_driver=log_to_driver,
     )
     return _info(started_here=True, namespace=namespace)
+
+
+def _token_source(target: str) -> str | None:
+    """Where the token sent to ``target`` comes from (None: none found, or ``RAY_AUTH_MODE`` says not to send one).
+
+    Ray 2.60 sends the token only in token mode, and turns that on by itself only for a cluster it finds
+    (``address=auto``), never for an address it is given: a run joining a head by its address (token
+    authentication on, Ray's default) was refused. As ``ray start --address`` does, a token that is there turns
+    token mode on for this process and what it starts, unless ``RAY_AUTH_MODE`` is set."""
+    from cluster.jobs import find_token
+
+    mode = os.environ.get("RAY_AUTH_MODE")
+    if mode is not None and mode.lower() != "token":
+        return None
+    found = find_token()
+    if found is not None and mode is None and target != "auto":
+        _enable_token_mode()
+    return found.source if found is not None else None
+
+
+def _enable_token_mode() -> None:
+    """``RAY_AUTH_MODE=token`` for this process and what it starts, and Ray's config, read when ``ray`` was
+    imported, read again (as Ray's own ``_enable_token_auth`` does; without it the mode stays 'disabled')."""
+    from ray._raylet import Config
+
+    os.environ["RAY_AUTH_MODE"] = "token"
+    Config.initialize("")
+
+
+def join_failure(target: str, token: str | None, error: Exception) -> str:
+    """Why joining ``target`` failed and the fix: a wrong address, or the cluster's token authentication."""
+    from cluster.jobs import GET_TOKEN
+
+    sent = (f"the token from {token} was sent and may not be this cluster's" if token else
+            "no token was sent (none in $RAY_AUTH_TOKEN, $RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token, or "
+            "RAY_AUTH_MODE is not token)")
+    return (f"could not join the Ray cluster at {target} ({error}); {sent}. Fix: check the address (the head's "
+            f"`ray start --head` prints it) and, as Ray 2.60 turns token authentication on by default, give this "
+            f"process the cluster's token: {GET_TOKEN}")
 
 
 def _info(*, started_here: bool, namespace: str) -> ClusterInfo:

@@ -155,7 +155,8 @@ class JudgesConfig:
                                         ge=0.0)
     chunk_size: int = param(16, "judge items per request to a replica", ge=1)
     max_retries: int = param(3, "times a chunk is resent after its replica died", ge=0)
-    call_timeout_s: float = param(600.0, "longest wait for one chunk's verdicts", gt=0.0)
+    call_timeout_s: float = param(600.0, "longest wait for one chunk's verdicts after the chunk before it came back "
+                                         "(a round of many chunks on one replica is not cut off for its size)", gt=0.0)
 
     def checks(self) -> list[tuple[str, str]]:
         problems = []

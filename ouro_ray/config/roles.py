@@ -49,7 +49,8 @@ class RoleResources:
     )
     max_restarts: int = param(3, "times Ray restarts a dead actor (-1: forever); it reloads the latest weights first", ge=-1)
     max_task_retries: int = param(3, "times a call on a dead actor is retried on its restarted self (-1: forever)", ge=-1)
-    call_timeout_s: float = param(600.0, "longest wait for one call's answer before the driver fails with a timeout", gt=0.0)
+    call_timeout_s: float = param(600.0, "longest wait for one slice's answer after the slice before it came back, "
+                                         "before the driver fails with a timeout", gt=0.0)
     batch_size: int = param(16, "rows per call: a batch is split into slices of this many rows, spread over the actors", ge=1)
 
 

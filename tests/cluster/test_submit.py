@@ -180,6 +180,22 @@ def test_a_wrong_or_missing_token_is_refused_with_the_fix(head, tmp_path):
     assert unknown.returncode == 1 and "has no job 'ouro-no-such-job'" in unknown.stderr
 
 
+@pytest.mark.ray
+def test_a_driver_joins_the_cluster_by_its_address_with_the_token_it_finds(nodes):
+    """`ouro run --address HEAD` (``cluster.local.connect``) with the head's token in ~/.ray/auth_token and
+    RAY_AUTH_MODE unset: Ray 2.60 sends a token to an address it is given only in token mode, so without
+    connect's help the head refuses it ("InvalidAuthToken", ConnectionError after ~20 s)."""
+    _, _, home, cluster = nodes
+    env = {k: v for k, v in client_env(home).items() if k != "RAY_AUTH_MODE"}
+    probe = ("from cluster.local import connect; info = connect(%r, namespace='ouro-join-test'); "
+             "print(info.token_auth, info.resources['CPU'])") % cluster.address
+    done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    token_auth, cpus = done.stdout.split()
+    assert token_auth == "True" and float(cpus) >= cluster.nodes["head"].num_cpus, done.stdout
+
+
 # --- without a cluster -------------------------------------------------------------------------------------------
 
 
