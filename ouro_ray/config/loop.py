@@ -34,6 +34,9 @@ class DataConfig:
     chat: bool = param(True, "add the dialogues `ouro chat RUN_DIR` appended to RUN_DIR/chat/dialogs.jsonl")
     prompts: str | None = param(None, "a prompts or labyrinth shard used as every round's prompts, skipping "
                                       "stages 1-3 (the BCR reproduction); null: prompts come from dialogues")
+    rephrase: int = param(0, "paraphrases of every data.prompts row added each round (the labyrinth's rewordings and "
+                             "pronoun swap, drawn afresh per round; same label or target); 0: the rows as written",
+                          ge=0, le=6)
     scores: str | None = param(None, "human scores shard (rater 'human'); a row replaces the teachers' reward of "
                                      "the candidate with the same prompt_id and candidate_id")
 
@@ -41,6 +44,10 @@ class DataConfig:
         if self.prompts is None and not (self.dialogs or self.synthetic_dialogs or self.chat):
             return [("data", "no source of dialogues or prompts; fix: set data.dialogs, data.synthetic_dialogs, "
                              "data.chat or data.prompts")]
+        if self.rephrase and self.prompts is None:
+            return [("data.rephrase", f"data.rephrase = {self.rephrase} paraphrases data.prompts rows, but data.prompts "
+                                      "is not set (stage 3 rewords dialogue requests by labyrinth.rephrase); fix: set "
+                                      "data.prompts, or data.rephrase=0")]
         return []
 
 

@@ -46,7 +46,7 @@ from ouro_ray.loop.studio import StudioReader, StudioRound, concat_pairs, human_
 from ouro_ray.seeding import derive_seed
 from ouro_ray.stages.distill import distill as distill_stage
 from ouro_ray.stages.labyrinth import labyrinth as labyrinth_stage
-from ouro_ray.stages.sources import DialogSource, prompt_kind, read_prompts, sample_rows
+from ouro_ray.stages.sources import DialogSource, prompt_kind, read_prompts, rephrase_prompts, sample_rows
 
 STAGES = ("dialogue", "distill", "labyrinth", "regenerate", "score", "replay", "update", "evaluate")
 """The stages in the order a round runs them."""
@@ -169,8 +169,9 @@ class Loop:
         fresh ones cut by the per-dialogue cap and by ``loop.prompts_per_round``."""
         self.stage("labyrinth", r)
         counts: dict[str, int] = {}
-        fresh = self.fixed_prompts if self.fixed_prompts is not None else labyrinth_stage(
-            summaries, dialogs, self.cfg.labyrinth, derive_seed(self.cfg.seed, "labyrinth", r), counts)
+        seed = derive_seed(self.cfg.seed, "labyrinth", r)
+        fresh = (rephrase_prompts(self.fixed_prompts, self.cfg.data.rephrase, seed) if self.fixed_prompts is not None
+                 else labyrinth_stage(summaries, dialogs, self.cfg.labyrinth, seed, counts))
         kind, cap, share = prompt_kind(fresh), self.cfg.loop.prompts_per_round, self.cfg.replay.share
         n_replay = round(share * cap) if cap else round(share / (1 - share) * fresh.num_rows)
         records, self.state["pool"] = replay_stage.take(self.state["pool"], n_replay, self.cfg.seed, r)

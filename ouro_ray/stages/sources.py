@@ -18,7 +18,7 @@ from ouro_ray.config import OuroConfig
 from ouro_ray.data import read_shard, to_table
 from ouro_ray.seeding import derive_seed
 from ouro_ray.stages.distill import distill
-from ouro_ray.stages.labyrinth import labyrinth
+from ouro_ray.stages.labyrinth import labyrinth, rephrasings
 
 CHAT_DIALOGS = Path("chat") / "dialogs.jsonl"
 
@@ -49,6 +49,26 @@ def _has_target(path: Path) -> bool:
 
 def prompt_kind(table: pa.Table) -> str:
     return "labyrinth" if "target" in table.column_names else "prompts"
+
+
+def rephrase_prompts(table: pa.Table, k: int, seed: int) -> pa.Table:
+    """The fixed prompts, then ``k`` paraphrases of each (``data.rephrase``): the labyrinth's rewordings and pronoun
+    swap, each row's drawn from ``(seed, prompt_id)``; ids ``{prompt_id}-p{j}``, label or target kept (a labyrinth
+    row's copy is kind ``rephrase``, in no contrastive group). Raises ValueError naming an id that already exists."""
+    if k == 0:
+        return table
+    ids = set(table.column("prompt_id").to_pylist())
+    extra = []
+    for row in table.to_pylist():
+        rng = random.Random(derive_seed(seed, "rephrase", row["prompt_id"]))
+        for j, text in enumerate(rephrasings(row["prompt"], rng, k), 1):
+            pid = f"{row['prompt_id']}-p{j}"
+            if pid in ids:
+                raise ValueError(f"data.rephrase: paraphrase id {pid!r} is already a prompt_id of data.prompts; fix: "
+                                 "rename that prompt, or set data.rephrase=0")
+            extra.append({**row, "prompt_id": pid, "prompt": text}
+                         | ({"kind": "rephrase", "group_id": None} if "target" in row else {}))
+    return pa.concat_tables([table, pa.Table.from_pylist(extra, schema=table.schema)])
 
 
 def synthetic_dialogs(cfg: OuroConfig, n: int, *stream: object) -> pa.Table:
