@@ -34,7 +34,13 @@ class Rollout:
 
 
 class Reference:
+    """The sampled logprobs back (KL 0); -0.5 a token for ``token_sequences`` (a DPO pair's sides)."""
+
     def logprobs(self, candidates: pa.Table) -> pa.Table:
+        if "logprobs" not in candidates.column_names:
+            ref = [[-0.5] * len(ids) for ids in candidates.column("token_ids").to_pylist()]
+            return pa.table({"prompt_id": candidates.column("prompt_id"), "candidate_id": candidates.column("candidate_id"),
+                             "ref_logprobs": pa.array(ref, pa.list_(pa.float32()))})
         return candidates.select(["prompt_id", "candidate_id", "logprobs"]).rename_columns(
             ["prompt_id", "candidate_id", "ref_logprobs"])
 

@@ -188,7 +188,7 @@ def _batch(args: argparse.Namespace, cfg, model_dir: str):
     try:
         if args.algo == "ppo":
             return ppo_batch(candidates, rewards, reference)
-        return dpo_batch(candidates, rewards, pairs, reference, load_tokenizer(model_dir), cfg.scoring.pair_margin)
+        return dpo_batch(candidates, rewards, pairs, reference, load_tokenizer(model_dir), cfg.scoring.pair_margin)[0]
     finally:
         reference.close()
 
@@ -235,6 +235,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.args)
     learner_cfg = _learner_config(cfg, args.algo)
+    if args.algo == "dpo" and cfg.scoring.balance_pairs:
+        raise UsageError("scoring.balance_pairs = true balances pairs by each prompt's target behaviour, which ouro "
+                         "run has and ouro train's inputs do not; fix: pass scoring.balance_pairs=false")
     _check_inputs(args)
     out = _fresh_out(args.out)
     model_dir = str(model_arg(args.model, cfg).model_dir)

@@ -70,6 +70,11 @@ class ScoringConfig:
     spot_checks: int = param(4, "random candidates per round also queued for human spot checks", ge=0)
     pair_margin: float = param(0.25, "DPO: best and worst candidate of a prompt make a pair when their rewards "
                                      "differ by at least this", ge=0.0, le=2.0)
+    balance_pairs: bool = param(False, "DPO in ouro run: each round trains on as many pairs of requests to refuse "
+                                       "(the target's behaviour) as of the rest, the larger side subsampled (seeded; "
+                                       "update_pairs_dropped counts the rest; nothing is dropped when a side has "
+                                       "none): a refused harmful request stops making pairs while a safe one keeps "
+                                       "making answer-over-refusal pairs, which tilts later rounds to not refusing")
 
     def checks(self) -> list[tuple[str, str]]:
         problems = [(f"scoring.lambdas.{k}", f"scoring.lambdas has unknown group {k!r}; fix: use "

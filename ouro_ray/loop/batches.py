@@ -2,13 +2,15 @@
 
 DPO pairs come from two places: per prompt, the best and the worst candidate by combined reward when
 they differ by at least ``scoring.pair_margin`` (their token ids are reused as sampled, no
-re-tokenising), and the constitution's (revision, original) text pairs, tokenized here.
+re-tokenising), and the constitution's (revision, original) text pairs, tokenized here; with
+``scoring.balance_pairs`` as many pairs of requests to refuse as of the rest.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ouro_ray.data.schemas import SHARDS
 from ouro_ray.learner.batches import preference_batch, tokenize_pairs
@@ -43,18 +45,44 @@ def ranked_pairs(candidates: pa.Table, rewards: pa.Table, margin: float) -> tupl
     return seq.take(pa.array(chosen, pa.int64())), seq.take(pa.array(rejected, pa.int64()))
 
 
+def refusal_prompts(items: pa.Table) -> set[str]:
+    """Prompt ids of a ``judge_items`` table whose target's behaviour is to refuse (the harmful requests)."""
+    behavior = pc.struct_field(items.column("target"), "behavior")
+    return set(pc.filter(items.column("prompt_id"), pc.equal(behavior, "refuse")).to_pylist())
+
+
+def balance_pairs(chosen: pa.Table, rejected: pa.Table, refuse: set[str],
+                  seed: int) -> tuple[pa.Table, pa.Table, int]:
+    """As many pairs of the prompts in ``refuse`` as of the rest: the larger side is subsampled (seeded, order
+    kept) to the smaller's size; nothing is dropped when a side has none. Returns the pairs kept and the count
+    dropped."""
+    to_refuse = np.isin(np.asarray(chosen.column("prompt_id").to_pylist(), dtype=object), list(refuse))
+    sides = [np.flatnonzero(to_refuse), np.flatnonzero(~to_refuse)]
+    size = min(len(side) for side in sides)
+    if size == 0:
+        return chosen, rejected, 0
+    rng = np.random.default_rng(seed)
+    keep = np.sort(np.concatenate([rng.choice(side, size, replace=False) for side in sides]))
+    index = pa.array(keep, pa.int64())
+    return chosen.take(index), rejected.take(index), chosen.num_rows - len(keep)
+
+
 def dpo_batch(candidates: pa.Table, rewards: pa.Table, constitution_pairs: pa.Table, reference, tokenizer,
-              margin: float) -> pa.Table:
-    """The ``preference_batch``: ranked pairs plus constitution pairs, with the reference's summed logprobs."""
+              margin: float, balance: tuple[set[str], int] | None = None) -> tuple[pa.Table, int]:
+    """The ``preference_batch``: ranked pairs plus constitution pairs, with the reference's summed logprobs, and
+    how many pairs ``balance`` (the prompts to refuse and a seed: :func:`balance_pairs`) dropped."""
     chosen, rejected = ranked_pairs(candidates, rewards, margin)
     if constitution_pairs.num_rows:
         c_chosen, c_rejected = tokenize_pairs(constitution_pairs, tokenizer)
         chosen = pa.concat_tables([chosen, c_chosen.cast(chosen.schema)])
         rejected = pa.concat_tables([rejected, c_rejected.cast(rejected.schema)])
+    dropped = 0
+    if balance is not None:
+        chosen, rejected, dropped = balance_pairs(chosen, rejected, *balance)
     if chosen.num_rows == 0:
-        return SHARDS["preference_batch"].schema.empty_table()
+        return SHARDS["preference_batch"].schema.empty_table(), dropped
     return preference_batch(chosen, rejected, reference.logprobs(chosen), reference.logprobs(rejected),
-                            chosen.column("prompt_id").combine_chunks())
+                            chosen.column("prompt_id").combine_chunks()), dropped
 
 
 def revision_rows(constitution_pairs: pa.Table, tokenizer) -> pa.Table:

@@ -234,23 +234,26 @@ class Loop:
     # 6 -----------------------------------------------------------------------------------------
     def update(self, experience: Experience, r: int) -> dict:
         self.stage("update", r)
-        from ouro_ray.loop.batches import dpo_batch, ppo_batch, revision_rows
+        from ouro_ray.loop.batches import dpo_batch, ppo_batch, refusal_prompts, revision_rows
 
-        candidates, rewards = experience.candidates, experience.rewards
+        candidates, rewards, counts = experience.candidates, experience.rewards, {}
         if self.cfg.learner.algo == "ppo":
             batch, kind = ppo_batch(candidates, rewards, self.roles.reference), "experience"
         else:
             pairs = concat_pairs(experience.scored["pairs"], experience.scored["human_pairs"]) or experience.scored["pairs"]
-            batch, kind = dpo_batch(candidates, rewards, pairs, self.roles.reference, self.tokenizer,
-                                    self.cfg.scoring.pair_margin), "preference_batch"
+            balance = ((refusal_prompts(experience.scored["items"]), derive_seed(self.cfg.seed, "balance-pairs", r))
+                       if self.cfg.scoring.balance_pairs else None)
+            batch, dropped = dpo_batch(candidates, rewards, pairs, self.roles.reference, self.tokenizer,
+                                       self.cfg.scoring.pair_margin, balance)
+            kind, counts = "preference_batch", ({"pairs_dropped": float(dropped)} if balance else {})
         self.run.write(r, kind, batch, kind)
         if batch.num_rows == 0:
-            return {"skipped": 1.0}
+            return {"skipped": 1.0, **counts}
         ptx = None
         if self.cfg.learner.algo == "ppo" and self.cfg.learner.ppo.ptx_coef > 0:  # Constitutional AI's SL stage
             ptx = revision_rows(experience.scored["pairs"], self.tokenizer)
         metrics = self.roles.learner.update(batch, producer=f"ouro run round {r}", ptx=ptx)
-        return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+        return {**{k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}, **counts}
 
     @property
     def tokenizer(self):

@@ -103,3 +103,6 @@ def test_missing_inputs_and_a_used_out_dir_are_usage_errors(scored, tmp_path, ti
     (used / "x").write_text("")
     assert main(["train", "dpo", "--out", str(used), "--pairs", str(EXAMPLES / "pairs.jsonl"), *base]) == 2
     assert "not an empty directory" in capsys.readouterr().err
+    balanced = ["train", "dpo", "--out", str(tmp_path / "c"), "--pairs", str(EXAMPLES / "pairs.jsonl"), *base]
+    assert main([*balanced, "scoring.balance_pairs=true"]) == 2
+    assert "fix: pass scoring.balance_pairs=false" in capsys.readouterr().err
