@@ -56,7 +56,8 @@ def balance_pairs(chosen: pa.Table, rejected: pa.Table, refuse: set[str],
     """As many pairs of the prompts in ``refuse`` as of the rest: the larger side is subsampled (seeded, order
     kept) to the smaller's size; nothing is dropped when a side has none. Returns the pairs kept and the count
     dropped."""
-    to_refuse = np.isin(np.asarray(chosen.column("prompt_id").to_pylist(), dtype=object), list(refuse))
+    to_refuse = pc.is_in(chosen.column("prompt_id"), value_set=pa.array(sorted(refuse), pa.string())).to_numpy(
+        zero_copy_only=False)
     sides = [np.flatnonzero(to_refuse), np.flatnonzero(~to_refuse)]
     size = min(len(side) for side in sides)
     if size == 0:
