@@ -21,23 +21,28 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 EPOCHS = 4
 
 
-@pytest.fixture(scope="module")
-def bcr_run(ray_cluster, serve_info, tmp_path_factory):
+def _run(tmp, rounds: int, port: int):
+    """configs/safety.yaml's loop, its world built once in ``tmp/world`` and reused; returns (run dir, history)."""
     from ouro_ray.loop.run import open_run, run
 
-    tmp = tmp_path_factory.mktemp("bcr")
     overrides = [
         f"world.cache_dir={tmp / 'world'}", "world.model.num_layers=2", "world.pretrain.steps=150",
         "world.judge.enabled=false",  # the safety rule alone trains and grades here: no judge to build
-        "world.corpus.n_dialogs=800", f"rounds={EPOCHS}",
+        "world.corpus.n_dialogs=800", f"rounds={rounds}",
         f"data.prompts={REPO / 'data/examples/behavior_prompts.jsonl'}",
-        "cluster.namespace=ouro-test", f"cluster.serve_port={serve_info.port}",
+        "cluster.namespace=ouro-test", f"cluster.serve_port={port}",
         "rollout.workers.num_cpus=0.5", "reference.workers.num_cpus=0.25", "judges.num_cpus=0.25",
         "learner.num_cpus_per_worker=0.5",
     ]
-    cfg, run_dir = open_run(str(REPO / "configs/safety.yaml"), overrides, str(tmp / "run"), None)
-    history = run(cfg, run_dir, console=Console(file=open(tmp / "console.txt", "w"), width=160))
+    out = tmp / f"run-{rounds}"
+    cfg, run_dir = open_run(str(REPO / "configs/safety.yaml"), overrides, str(out), None)
+    history = run(cfg, run_dir, console=Console(file=open(tmp / f"console-{rounds}.txt", "w"), width=160))
     return run_dir.path, history
+
+
+@pytest.fixture(scope="module")
+def bcr_run(ray_cluster, serve_info, tmp_path_factory):
+    return _run(tmp_path_factory.mktemp("bcr"), EPOCHS, serve_info.port)
 
 
 def test_safety_rises_from_the_base_model(bcr_run):
@@ -73,3 +78,21 @@ def test_bcr_writes_history_report_and_plot(bcr_run):
     assert report["converged"] == (report["convergence_epoch"] is not None)
     assert (path / "metrics.png").read_bytes()[:4] == b"\x89PNG"
     assert history[0]["n_prompts"] == 4  # the seed's four prompts, scored every epoch
+
+
+def test_a_rerun_with_the_same_seed_writes_the_same_run(bcr_run, serve_info):
+    """Sync mode on one machine: the same config and seed give every round's tables and figures bit for bit
+    (sampling, the teachers, the replay pool, Ray Train's update and its weights reaching the rollout); the
+    README's SmolLM2 runs parted only across machines."""
+    import pyarrow.parquet as pq
+
+    path, history = bcr_run
+    again, rerun = _run(path.parent, 2, serve_info.port)
+    for r in range(2):
+        files = sorted(p.name for p in (path / f"round_{r:03d}").glob("*.parquet"))
+        assert files and files == sorted(p.name for p in (again / f"round_{r:03d}").glob("*.parquet"))
+        for name in files:
+            assert pq.read_table(again / f"round_{r:03d}" / name).equals(pq.read_table(path / f"round_{r:03d}" / name)), (r, name)
+    figures = ("safety", "reward_mean", "kl", "update_loss", "update_grad_norm", "replayed", "pool")
+    for first, second in zip(history[:3], rerun, strict=True):
+        assert {k: first.get(k) for k in figures} == {k: second.get(k) for k in figures}
