@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -87,44 +88,60 @@ UPDATE_METRICS = "update_metrics.json"
 already has the update the dead worker made but could not report (never applied twice)."""
 
 
-def _checkpoint(learner: PolicyLearner, task: dict[str, Any], metrics: dict[str, Any]):
+def _report(learner: PolicyLearner, task: dict[str, Any], metrics: dict[str, Any]) -> None:
+    """Report the update's metrics to Ray Train, with a checkpoint when the task asks for one. The checkpoint
+    is written to a temporary directory, removed once Ray Train has copied it to the run's storage (the upload
+    is synchronous): left there, every update would leave one behind (60 MB each for SmolLM2's LoRA state,
+    the whole model without LoRA)."""
     import json
 
     import ray.train
 
     if not task.get("checkpoint"):
-        return None
-    path = learner.save(Path(tempfile.mkdtemp(prefix="ouro-ckpt-")))
-    (path / UPDATE_METRICS).write_text(json.dumps({k: v for k, v in metrics.items() if isinstance(v, (int, float))}))
-    # DeepSpeed: every rank holds a ZeRO partition, so every rank reports its files (merged by Ray Train).
-    sharded = learner.cfg.strategy == "deepspeed"
-    return ray.train.Checkpoint.from_directory(str(path)) if learner.rank == 0 or sharded else None
+        ray.train.report(metrics)
+        return
+    local = Path(tempfile.mkdtemp(prefix="ouro-ckpt-"))
+    try:
+        path = learner.save(local)
+        kept = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+        (path / UPDATE_METRICS).write_text(json.dumps(kept))
+        # DeepSpeed: every rank holds a ZeRO partition, so every rank reports its files (merged by Ray Train).
+        sharded = learner.cfg.strategy == "deepspeed"
+        checkpoint = ray.train.Checkpoint.from_directory(str(path)) if learner.rank == 0 or sharded else None
+        ray.train.report(metrics, checkpoint=checkpoint)
+    finally:
+        shutil.rmtree(local, ignore_errors=True)
 
 
-def _resume_dir(config: dict[str, Any]) -> str | None:
+def _resume_dir(config: dict[str, Any]) -> tuple[str | None, Path | None]:
     """Ray Train's checkpoint after a worker-group restart; else the newest under the learner's storage (a
-    group restarted before Ray Train registered the last report finds it there); else none (a fresh start)."""
+    group restarted before Ray Train registered the last report finds it there); else none (a fresh start).
+    Second: the local copy made of Ray Train's checkpoint, for the caller to remove once it has read it."""
     import ray.train
 
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is None:
         newest = latest_checkpoint(Path(config["checkpoints"]))
-        return str(newest) if newest is not None else None
+        return (str(newest) if newest is not None else None), None
     local = Path(tempfile.mkdtemp(prefix="ouro-resume-"))
     checkpoint.to_directory(str(local))
-    return str(local)
+    return str(local), local
 
 
-def _done_before(learner: PolicyLearner, task: dict[str, Any], resumed: str | None) -> dict[str, Any] | None:
-    """The task's metrics when the checkpoint this worker resumed from already holds its update (a worker
-    died after checkpointing it, before answering): the update is not applied twice. None: do it."""
+def _saved_metrics(resumed: str | None) -> dict[str, Any]:
+    """The metrics of the update held by the checkpoint this worker resumed from ({}: none)."""
     import json
 
+    path = Path(resumed) / UPDATE_METRICS if resumed else None
+    return json.loads(path.read_text()) if path is not None and path.is_file() else {}
+
+
+def _done_before(learner: PolicyLearner, task: dict[str, Any], saved: dict[str, Any]) -> dict[str, Any] | None:
+    """The task's metrics when the checkpoint this worker resumed from already holds its update (a worker
+    died after checkpointing it, before answering): the update is not applied twice. None: do it."""
     if task.get("base_version") is None or learner.version <= task["base_version"]:
         return None
-    path = Path(resumed or "") / UPDATE_METRICS
-    metrics = json.loads(path.read_text()) if resumed and path.is_file() else {}
-    return {**metrics, "version": float(learner.version)}
+    return {**saved, "version": float(learner.version)}
 
 
 def _task_batch(task: dict[str, Any], rank: int):
@@ -169,9 +186,12 @@ def learner_loop(config: dict[str, Any]) -> None:
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     device = str(pick_device())  # the GPU Ray Train gave this worker, else the CPU
-    resumed = _resume_dir(config)
+    resumed, downloaded = _resume_dir(config)
     learner = PolicyLearner(config["cfg"], config["model_dir"], seed=config["seed"], rank=rank, world_size=world,
                             device=device, resume_from=resumed)
+    saved = _saved_metrics(resumed)
+    if downloaded is not None:  # read in full: the copy would otherwise stay for the rest of the run
+        shutil.rmtree(downloaded, ignore_errors=True)
     channel, store = config["channel"], config["store"]
     # a restarted group starts at the task a dead worker left unfinished: it is redone from the checkpoint
     index = ray.get(channel.start.remote(rank, os.getpid()), timeout=60)
@@ -189,13 +209,13 @@ def learner_loop(config: dict[str, Any]) -> None:
             index += 1
             continue
         try:
-            metrics = _done_before(learner, task, resumed)
+            metrics = _done_before(learner, task, saved)
             if metrics is None:
                 ptx = ray.get(task["ptx"][0], timeout=600) if task.get("ptx") else None
                 batch, shard_rows = _task_batch(task, rank)
                 metrics = learner.update(batch, task.get("producer", "the driver"), ptx, shard_rows)
                 _publish(learner, store, rank)
-                ray.train.report(metrics, checkpoint=_checkpoint(learner, task, metrics))
+                _report(learner, task, metrics)
         except Exception as exc:
             if rank == 0:
                 ray.get(channel.finish.remote(index, {"error": portable_error(exc)}), timeout=60)

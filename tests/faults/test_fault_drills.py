@@ -6,6 +6,7 @@ completes, nothing is lost or duplicated in any round's shards, and its metrics 
 from __future__ import annotations
 
 import pytest
+from _paths import learner_temp_dirs
 
 pytestmark = pytest.mark.ray
 
@@ -17,12 +18,15 @@ def test_every_role_killed_at_once_and_the_run_comes_through_whole(clean_drill, 
     overrides = [*DRILL, f"model.path={tiny_model_dir}", "cluster.namespace=ouro-test",
                  f"cluster.serve_port={serve_info.port}"]
     clean = clean_drill
+    temp_before = learner_temp_dirs()
     drilled = drill_in_process(None, overrides, tmp_path / "drilled", IN_PROCESS)
     row = check("all at once", clean, drilled, tmp_path / "drilled", rounds=2, n=2)
     assert row["completed"] and row["lost"] == 0 and row["duplicated"] == 0, row
     assert row["metrics_equal"], row["differences"]
     assert row["learner_restarts"] >= 1  # the Ray Train worker group was restarted, not the run
     assert drilled["killed_at"] is not None
+    # the restarted worker read Ray Train's checkpoint and removed its copy; no checkpoint was left behind
+    assert learner_temp_dirs() - temp_before == set()
 
 
 def test_the_checks_see_a_lost_and_a_duplicated_candidate(tmp_path):

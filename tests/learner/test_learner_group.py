@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from _heldout import heldout_metrics
+from _paths import learner_temp_dirs
 
 from actors.learner_group import LearnerGroup
 from actors.weights import WeightStore, start_weight_store
@@ -66,6 +67,7 @@ def test_ray_train_ddp_learner_stays_alive_learns_resumes_and_reads_a_ray_datase
     import ray
 
     train, held = preference_batches
+    temp_before = learner_temp_dirs()
     store = start_weight_store(prefix="t-learner", namespace="ouro-test")
     group = LearnerGroup(dpo_cfg(2), tiny_model_dir, storage_path=str(tmp_path), weight_store=store, prefix="t-learner")
     try:
@@ -94,6 +96,8 @@ def test_ray_train_ddp_learner_stays_alive_learns_resumes_and_reads_a_ray_datase
     finally:
         resumed.close()
         ray.kill(store)
+    # every checkpoint went to the run's storage; no worker left its local copy in the temp directory
+    assert learner_temp_dirs() - temp_before == set()
 
 
 def test_checkpoint_location_comes_from_config_or_is_required(tiny_model_dir, tmp_path):
