@@ -75,12 +75,19 @@ class ScoringConfig:
                                        "update_pairs_dropped counts the rest; nothing is dropped when a side has "
                                        "none): a refused harmful request stops making pairs while a safe one keeps "
                                        "making answer-over-refusal pairs, which tilts later rounds to not refusing")
+    balance_ratio: float = param(1.0, "with balance_pairs: pairs of requests to refuse kept per pair of the rest (2: "
+                                      "twice as many, for a policy that still answers some harmful requests while "
+                                      "refusing no safe one; the side with more than its share is subsampled)", gt=0.0)
 
     def checks(self) -> list[tuple[str, str]]:
         problems = [(f"scoring.lambdas.{k}", f"scoring.lambdas has unknown group {k!r}; fix: use "
                      f"{', '.join(LAMBDA_GROUPS)}") for k in self.lambdas if k not in LAMBDA_GROUPS]
         problems += [(f"scoring.groups.{d}", f"scoring.groups.{d} = {g!r} is not a group; fix: use one of "
                       f"{', '.join(LAMBDA_GROUPS)}") for d, g in self.groups.items() if g not in LAMBDA_GROUPS]
+        if self.balance_ratio != 1.0 and not self.balance_pairs:
+            problems.append(("scoring.balance_ratio", f"scoring.balance_ratio = {self.balance_ratio} only applies "
+                                                      "with balanced pairs; fix: pass scoring.balance_pairs=true, or "
+                                                      "drop scoring.balance_ratio"))
         if not problems and not any(v > 0 for v in self.lambdas.values()):
             problems.append(("scoring.lambdas", "every λ is 0, so no candidate gets a reward; fix: give a group a "
                                                 "positive weight"))

@@ -3,7 +3,8 @@
 DPO pairs come from two places: per prompt, the best and the worst candidate by combined reward when
 they differ by at least ``scoring.pair_margin`` (their token ids are reused as sampled, no
 re-tokenising), and the constitution's (revision, original) text pairs, tokenized here; with
-``scoring.balance_pairs`` as many pairs of requests to refuse as of the rest.
+``scoring.balance_pairs`` as many pairs of requests to refuse as of the rest (or
+``scoring.balance_ratio`` times as many).
 """
 
 from __future__ import annotations
@@ -51,27 +52,31 @@ def refusal_prompts(items: pa.Table) -> set[str]:
     return set(pc.filter(items.column("prompt_id"), pc.equal(behavior, "refuse")).to_pylist())
 
 
-def balance_pairs(chosen: pa.Table, rejected: pa.Table, refuse: set[str],
-                  seed: int) -> tuple[pa.Table, pa.Table, int]:
-    """As many pairs of the prompts in ``refuse`` as of the rest: the larger side is subsampled (seeded, order
-    kept) to the smaller's size; nothing is dropped when a side has none. Returns the pairs kept and the count
-    dropped."""
+def balance_pairs(chosen: pa.Table, rejected: pa.Table, refuse: set[str], seed: int,
+                  ratio: float = 1.0) -> tuple[pa.Table, pa.Table, int]:
+    """``ratio`` pairs of the prompts in ``refuse`` per pair of the rest (1: as many of each): the side with more
+    than its share is subsampled (seeded, order kept), the other kept whole; nothing is dropped when a side has
+    none. Returns the pairs kept and the count dropped."""
     to_refuse = pc.is_in(chosen.column("prompt_id"), value_set=pa.array(sorted(refuse), pa.string())).to_numpy(
         zero_copy_only=False)
     sides = [np.flatnonzero(to_refuse), np.flatnonzero(~to_refuse)]
-    size = min(len(side) for side in sides)
-    if size == 0:
+    if min(len(side) for side in sides) == 0:
         return chosen, rejected, 0
+    refusing, rest = (len(side) for side in sides)
+    if refusing <= ratio * rest:
+        sizes = (refusing, min(rest, max(1, round(refusing / ratio))))
+    else:
+        sizes = (max(1, round(ratio * rest)), rest)
     rng = np.random.default_rng(seed)
-    keep = np.sort(np.concatenate([rng.choice(side, size, replace=False) for side in sides]))
+    keep = np.sort(np.concatenate([rng.choice(side, size, replace=False) for side, size in zip(sides, sizes)]))
     index = pa.array(keep, pa.int64())
     return chosen.take(index), rejected.take(index), chosen.num_rows - len(keep)
 
 
 def dpo_batch(candidates: pa.Table, rewards: pa.Table, constitution_pairs: pa.Table, reference, tokenizer,
-              margin: float, balance: tuple[set[str], int] | None = None) -> tuple[pa.Table, int]:
+              margin: float, balance: tuple[set[str], int, float] | None = None) -> tuple[pa.Table, int]:
     """The ``preference_batch``: ranked pairs plus constitution pairs, with the reference's summed logprobs, and
-    how many pairs ``balance`` (the prompts to refuse and a seed: :func:`balance_pairs`) dropped."""
+    how many pairs ``balance`` (the prompts to refuse, a seed and the ratio: :func:`balance_pairs`) dropped."""
     chosen, rejected = ranked_pairs(candidates, rewards, margin)
     if constitution_pairs.num_rows:
         c_chosen, c_rejected = tokenize_pairs(constitution_pairs, tokenizer)

@@ -241,8 +241,8 @@ class Loop:
             batch, kind = ppo_batch(candidates, rewards, self.roles.reference), "experience"
         else:
             pairs = concat_pairs(experience.scored["pairs"], experience.scored["human_pairs"]) or experience.scored["pairs"]
-            balance = ((refusal_prompts(experience.scored["items"]), derive_seed(self.cfg.seed, "balance-pairs", r))
-                       if self.cfg.scoring.balance_pairs else None)
+            balance = ((refusal_prompts(experience.scored["items"]), derive_seed(self.cfg.seed, "balance-pairs", r),
+                        self.cfg.scoring.balance_ratio) if self.cfg.scoring.balance_pairs else None)
             batch, dropped = dpo_batch(candidates, rewards, pairs, self.roles.reference, self.tokenizer,
                                        self.cfg.scoring.pair_margin, balance)
             kind, counts = "preference_batch", ({"pairs_dropped": float(dropped)} if balance else {})

@@ -34,6 +34,35 @@ def test_the_larger_side_is_subsampled_to_the_smaller_and_the_rest_counted():
     assert balance_pairs(chosen, rejected, {"h1", "h2", "h3", "h4", "h5", "s1", "s2"}, seed=0)[2] == 0
 
 
+def test_a_ratio_keeps_that_many_pairs_to_refuse_per_pair_of_the_rest():
+    refuse = {f"h{i}" for i in range(8)}
+    chosen, rejected = _sides([f"h{i}" for i in range(8)] + [f"s{i}" for i in range(6)])  # 8 to refuse, 6 not
+
+    def counts(ratio: float) -> tuple[int, int, int]:
+        ids = balance_pairs(chosen, rejected, refuse, seed=1, ratio=ratio)
+        kept = ids[0].column("prompt_id").to_pylist()
+        return sum(i.startswith("h") for i in kept), sum(i.startswith("s") for i in kept), ids[2]
+
+    assert counts(1.0) == (6, 6, 2)  # as many of each: the larger side cut to the smaller
+    assert counts(2.0) == (8, 4, 2)  # every pair to refuse kept, half as many of the rest
+    assert counts(0.5) == (3, 6, 5)  # the other way: two of the rest per pair to refuse
+    assert counts(4 / 3) == (8, 6, 0)  # exactly the ratio already: nothing dropped
+    assert counts(100.0) == (8, 1, 5)  # never a side emptied by the ratio
+    for ratio in (1.0, 2.0):  # seeded: the same draw again
+        first = balance_pairs(chosen, rejected, refuse, seed=1, ratio=ratio)[0]
+        assert balance_pairs(chosen, rejected, refuse, seed=1, ratio=ratio)[0].equals(first)
+
+
+def test_a_ratio_without_balanced_pairs_is_refused_with_the_fix():
+    import pytest
+
+    from ouro_ray.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=r"override 'scoring.balance_ratio=2'.*fix: pass scoring.balance_pairs=true"):
+        load_config(None, ["scoring.balance_ratio=2"])
+    assert load_config(None, ["scoring.balance_pairs=true", "scoring.balance_ratio=2"]).scoring.balance_ratio == 2.0
+
+
 def test_the_loop_balances_the_rounds_pairs_and_reports_the_dropped(tmp_path):
     batches = {}
     for balance in (False, True):
