@@ -65,9 +65,10 @@ def test_a_ratio_without_balanced_pairs_is_refused_with_the_fix():
 
 def test_the_loop_balances_the_rounds_pairs_and_reports_the_dropped(tmp_path):
     batches = {}
-    for balance in (False, True):
-        loop = standin_loop(tmp_path / str(balance), ["learner.algo=dpo", f"scoring.balance_pairs={balance}",
-                                                      "evaluation.teachers=[none]", "judges.constitution.enabled=false"])
+    for balance, ratio in ((False, 1), (True, 1), (True, 0.9)):
+        loop = standin_loop(tmp_path / f"{balance}-{ratio}",
+                            ["learner.algo=dpo", f"scoring.balance_pairs={balance}", f"scoring.balance_ratio={ratio}",
+                             "evaluation.teachers=[none]", "judges.constitution.enabled=false"])
         prompts = builtin_heldout(3, 40)
         candidates = loop.regenerate(prompts, 0)
         rewards, scored = loop.score(candidates, prompts, 0)
@@ -77,10 +78,16 @@ def test_the_loop_balances_the_rounds_pairs_and_reports_the_dropped(tmp_path):
         update = loop.update(Experience(0, prompts, candidates, rewards, scored, {}, {}), 0)
         refuse = refusal_prompts(scored["items"])
         ids = got[0].column("prompt_id").to_pylist()
-        batches[balance] = (ids, update, sum(i in refuse for i in ids))
+        batches[balance, ratio] = (ids, update, sum(i in refuse for i in ids))
         assert pq.read_table(loop.run.round_dir(0) / "preference_batch.parquet").equals(got[0])
-    (plain, plain_update, plain_refuse), (ids, update, to_refuse) = batches[False], batches[True]
+    (plain, plain_update, plain_refuse), (ids, update, to_refuse) = batches[False, 1], batches[True, 1]
     assert 0 < plain_refuse < len(plain) - plain_refuse  # the stand-in round has fewer pairs to refuse
     assert to_refuse == len(ids) - to_refuse == plain_refuse  # as many of each, every pair to refuse kept
     assert update["pairs_dropped"] == len(plain) - len(ids) > 0 and "pairs_dropped" not in plain_update
     assert set(ids) <= set(plain)
+    # scoring.balance_ratio=0.9: 0.9 pairs to refuse per pair of the rest, so every pair to refuse is kept
+    # (18 of 40 in the stand-in round) and 20 of the rest, not 18
+    tilted, tilted_update, tilted_refuse = batches[True, 0.9]
+    assert tilted_refuse == plain_refuse <= 0.9 * (len(plain) - plain_refuse)
+    assert len(tilted) - tilted_refuse == round(plain_refuse / 0.9) > plain_refuse
+    assert tilted_update["pairs_dropped"] == len(plain) - len(tilted)
