@@ -76,8 +76,8 @@ class ScoringConfig:
                                        "none): a refused harmful request stops making pairs while a safe one keeps "
                                        "making answer-over-refusal pairs, which tilts later rounds to not refusing")
     balance_ratio: float = param(1.0, "with balance_pairs: pairs of requests to refuse kept per pair of the rest (2: "
-                                      "twice as many, for a policy that still answers some harmful requests while "
-                                      "refusing no safe one; the side with more than its share is subsampled)", gt=0.0)
+                                      "twice as many; the side with more than its share is subsampled). On SmolLM2, 2 "
+                                      "did worse than 1 (README: 0.83 against 0.89 refused with a reason)", gt=0.0)
 
     def checks(self) -> list[tuple[str, str]]:
         problems = [(f"scoring.lambdas.{k}", f"scoring.lambdas has unknown group {k!r}; fix: use "
