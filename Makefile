@@ -13,7 +13,8 @@ BIN := $(VENV)/bin
 # A CUDA machine gets PyPI's default torch build and the gpu extra (vLLM, DeepSpeed); any other
 # machine gets the CPU build torch==2.13.0 first, so nothing pulls a multi-GB CUDA wheel, and then
 # DeepSpeed without prebuilt ops (its sdist builds against that torch, hence no build isolation), so
-# the learner's ZeRO path runs and is tested on CPU too.
+# the learner's ZeRO path runs and is tested on CPU too; its two CPU ops are then JIT-built once into
+# ~/.cache/ouro-ray/torch_extensions/<this environment> (about 75 s), not at a run's first engine start.
 HAS_CUDA := $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1)
 EXTRAS := $(if $(HAS_CUDA),test$(,)gpu,test)
 STAMP := $(VENV)/.ouro-installed-$(if $(HAS_CUDA),gpu,cpu)
@@ -28,7 +29,8 @@ $(STAMP): pyproject.toml Makefile
 	$(if $(HAS_CUDA),,$(BIN)/python -m pip install -q torch==2.13.0)
 	$(BIN)/python -m pip install -q -e '.[$(EXTRAS)]'
 	$(if $(HAS_CUDA),,$(BIN)/python -m pip install -q setuptools wheel && \
-		DS_BUILD_OPS=0 $(BIN)/python -m pip install -q --no-build-isolation 'deepspeed>=0.19.8')
+		DS_BUILD_OPS=0 $(BIN)/python -m pip install -q --no-build-isolation 'deepspeed>=0.19.8' && \
+		$(BIN)/python -c "from ouro_ray.learner.strategy import build_cpu_ops; build_cpu_ops()")
 	@touch $@
 
 # The studio's browser test (tests/studio/test_studio_browser.py) drives Debian's Chromium through Playwright,

@@ -8,7 +8,9 @@ batch; ``no_sync()`` skips DDP's all-reduce on the micro-batches before the last
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import sys
 from pathlib import Path
 from typing import Any, ContextManager, Iterator, Protocol
 
@@ -117,10 +119,36 @@ class DDPStrategy(LocalStrategy):
         return self.module.module
 
 
-# DeepSpeed JIT-builds its CPU shared-memory op (``deepspeed_shm_comm``, ≈37 s) at every engine start;
-# torch caches the build here, so only the first start on a machine pays (CI: cache this folder).
-EXTENSIONS_DIR = Path("~/.cache/ouro-ray/torch_extensions")
 TESTED_DEEPSPEED = "0.19.8"
+CPU_OPS = ("ShareMemCommBuilder", "CPUAdamBuilder")
+"""DeepSpeed's ops a CPU learner JIT-builds: the shared-memory collective (every engine start, ≈37 s to build)
+and CPU Adam (optimizer offload, ≈50 s). ``make install`` builds both ahead (:func:`build_cpu_ops`)."""
+
+
+def extensions_dir() -> Path:
+    """Where torch caches DeepSpeed's JIT-built ops: one folder per Python environment, since a build records
+    the environment's include paths, and two environments sharing a folder rebuild each other's ops."""
+    prefix = str(Path(sys.prefix).resolve())
+    return Path("~/.cache/ouro-ray/torch_extensions").expanduser() / hashlib.sha256(prefix.encode()).hexdigest()[:12]
+
+
+def build_cpu_ops() -> list[Path]:
+    """Build (or find already built) DeepSpeed's CPU ops in :func:`extensions_dir`; the built libraries' paths.
+
+    Run by ``make install`` so that the first DeepSpeed engine on a machine starts without compiling."""
+    deepspeed = _import_deepspeed()
+    from deepspeed.accelerator import get_accelerator
+
+    if get_accelerator().device_name() != "cpu":
+        raise RuntimeError(f"build_cpu_ops builds DeepSpeed's CPU ops; this machine's accelerator is "
+                           f"{get_accelerator().device_name()!r} (deepspeed {deepspeed.__version__}); fix: install the "
+                           "gpu extra there, whose ops DeepSpeed builds for that accelerator")
+    built = []
+    for name in CPU_OPS:
+        builder = get_accelerator().create_op_builder(name)
+        builder.load(verbose=False)
+        built.append(Path(os.environ["TORCH_EXTENSIONS_DIR"]) / builder.name / f"{builder.name}.so")
+    return built
 
 
 def deepspeed_config(ds: DeepSpeedConfig, optim: OptimConfig, world_size: int) -> dict[str, Any]:
@@ -151,7 +179,7 @@ def deepspeed_config(ds: DeepSpeedConfig, optim: OptimConfig, world_size: int) -
 
 def _import_deepspeed():
     """deepspeed, with the JIT cache pinned and the unmanaged accumulation this strategy relies on."""
-    os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(EXTENSIONS_DIR.expanduser()))
+    os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(extensions_dir()))
     import deepspeed
     from deepspeed.runtime import constants
 
@@ -185,7 +213,7 @@ def _init_process_group(deepspeed, rank: int, world_size: int) -> None:
 def _offload_adam(module: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
     """DeepSpeed's CPU Adam (AdamW mode): ZeRO-Offload steps the optimizer on the CPU copy of the weights.
 
-    Its kernel is JIT-built once (≈50 s on this machine, cached in ``TORCH_EXTENSIONS_DIR``); a torch
+    Its kernel is JIT-built once (≈50 s on this machine, by ``make install``: :func:`build_cpu_ops`); a torch
     AdamW would be refused by DeepSpeed for offload, and would be slow there anyway.
     """
     from deepspeed.ops.adam import DeepSpeedCPUAdam

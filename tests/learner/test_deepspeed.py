@@ -3,8 +3,9 @@ optimizer partitions); ZeRO-3 on Ray Train with 2 CPU workers (gloo) learns, pub
 from its partitions), checkpoints, and takes exactly the steps DDP takes. ZeRO-2 on two workers was checked the
 same way until the suite's time ran short: its sharding is the optimizer's alone, which the resume test covers.
 
-The first run on a machine JIT-builds DeepSpeed's CPU shared-memory op (about 40 s to 2 min on 2 cores);
-later runs load it from ``~/.cache/ouro-ray/torch_extensions`` (see ``ouro_ray.learner.strategy``).
+DeepSpeed's CPU ops (its shared-memory collective, and CPU Adam for optimizer offload) are JIT-built by
+``make install`` (about 75 s on 2 cores) into ``~/.cache/ouro-ray/torch_extensions/<environment>`` (see
+``ouro_ray.learner.strategy.build_cpu_ops``); the tests load them from there.
 """
 
 from __future__ import annotations
@@ -32,6 +33,21 @@ def learner_cfg(strategy: str, stage: int = 2, num_workers: int = 2) -> LearnerC
     return LearnerConfig(algo="dpo", num_workers=num_workers, num_cpus_per_worker=0.5, strategy=strategy,
                          deepspeed=DeepSpeedConfig(stage=stage),
                          optim=OptimConfig(lr=1e-3, micro_batch_size=8, grad_accum=3), dpo=DPOConfig(beta=0.1))
+
+
+def test_make_install_built_the_cpu_ops_for_this_environment_alone(monkeypatch):
+    """The first engine on a machine compiles nothing: ``make install`` built DeepSpeed's CPU ops (first in this
+    file, before any engine could build them) into a folder of this environment's own."""
+    from ouro_ray.learner.strategy import build_cpu_ops, extensions_dir
+
+    monkeypatch.delenv("TORCH_EXTENSIONS_DIR", raising=False)
+    ours = extensions_dir()
+    wanted = [ours / "deepspeed_shm_comm" / "deepspeed_shm_comm.so", ours / "cpu_adam" / "cpu_adam.so"]
+    missing = [str(p) for p in wanted if not p.is_file()]
+    assert not missing, f"not built: {missing}; fix: make install (it runs strategy.build_cpu_ops)"
+    assert build_cpu_ops() == wanted  # found built, in the same place
+    monkeypatch.setattr("sys.prefix", "/another/venv")
+    assert extensions_dir() != ours and extensions_dir().parent == ours.parent
 
 
 def run_updates(cfg: LearnerConfig, model_dir: str, batch, storage, prefix: str):

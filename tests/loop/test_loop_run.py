@@ -209,7 +209,8 @@ def test_an_interrupted_round_is_rerun_on_resume(finished_run, monkeypatch):
         return original(self, r)
 
     monkeypatch.setattr(driver.Loop, "evaluate", crash)
-    cfg, same = open_run(None, [f"rounds={ROUNDS + 2}"], None, str(run_dir.path))
+    # the fixture's run checked the stress suite; this extension skips it (its final measurement, ~10 s)
+    cfg, same = open_run(None, [f"rounds={ROUNDS + 2}", "evaluation.stress=false"], None, str(run_dir.path))
     with pytest.raises(KeyboardInterrupt):
         run(cfg, same, console=console)
     state = json.loads((run_dir.path / "state.json").read_text())
@@ -224,10 +225,11 @@ def test_an_interrupted_round_is_rerun_on_resume(finished_run, monkeypatch):
     assert ROUNDS + 2 in versions  # round 3's checkpoint exists: resume must drop it, not train on top of it
     monkeypatch.setattr(driver.Loop, "evaluate", original)
     cfg, same = open_run(None, [], None, str(run_dir.path))
-    assert cfg.rounds == ROUNDS + 2  # the override was kept in RUN_DIR/config.yaml
+    assert cfg.rounds == ROUNDS + 2 and not cfg.evaluation.stress  # the overrides were kept in RUN_DIR/config.yaml
     history = run(cfg, same, console=console)
     assert [m["round"] for m in history] == list(range(ROUNDS + 3))
     assert history[-1]["policy_version"] == ROUNDS + 2  # one update for round 3, not two
+    assert "stack_hacks" not in history[-1]  # evaluation.stress=false was kept through the resume
     # and one reward-model refit for round 3, not two: the unfinished round's refit was dropped on resume
     assert json.loads((run_dir.path / "state.json").read_text())["reward_model_version"] == ROUNDS + 1
     candidates = pq.read_table(run_dir.path / f"round_{ROUNDS + 1:03d}" / "candidates.parquet")
