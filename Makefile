@@ -14,7 +14,7 @@ BIN := $(VENV)/bin
 # machine gets the CPU build torch==2.13.0 first, so nothing pulls a multi-GB CUDA wheel, and then
 # DeepSpeed without prebuilt ops (its sdist builds against that torch, hence no build isolation), so
 # the learner's ZeRO path runs and is tested on CPU too; its two CPU ops are then JIT-built once into
-# ~/.cache/ouro-ray/torch_extensions/<this environment> (about 75 s), not at a run's first engine start.
+# ~/.cache/ouro-ray/torch_extensions/<this environment> (about 60 s), not at a run's first engine start.
 HAS_CUDA := $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1)
 EXTRAS := $(if $(HAS_CUDA),test$(,)gpu,test)
 STAMP := $(VENV)/.ouro-installed-$(if $(HAS_CUDA),gpu,cpu)

@@ -4,7 +4,7 @@ from its partitions), checkpoints, and takes exactly the steps DDP takes. ZeRO-2
 same way until the suite's time ran short: its sharding is the optimizer's alone, which the resume test covers.
 
 DeepSpeed's CPU ops (its shared-memory collective, and CPU Adam for optimizer offload) are JIT-built by
-``make install`` (about 75 s on 2 cores) into ``~/.cache/ouro-ray/torch_extensions/<environment>`` (see
+``make install`` (about 60 s on 2 cores) into ``~/.cache/ouro-ray/torch_extensions/<environment>`` (see
 ``ouro_ray.learner.strategy.build_cpu_ops``); the tests load them from there.
 """
 
